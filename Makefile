@@ -1,0 +1,33 @@
+# scorelid developer commands. `make test` and `make quick` create .venv if it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint quick bench-core clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and exactly: a CPU wheel; an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+quick: $(STAMP)
+	$(BIN)/scorelid bench --profile quick --out runs/quick
+
+bench-core: $(STAMP)
+	$(BIN)/python benchmarks/estimator_cost.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,13 @@
+"""scorelid: local intrinsic dimension of data from diffusion models.
+
+The denoising score-matching loss ``E ||D(x + sigma eps, sigma) - x||^2 / sigma^2`` is at least the
+local intrinsic dimension ``d`` of the data at ``x`` for small ``sigma`` (Yeats et al. 2025), so it
+is an LID estimator that needs only forward passes.  ``estimate`` computes it and its
+alternatives per point from any denoiser ``D(y, sigma)``.
+"""
+
+from scorelid.denoiser import Denoiser, score, sigma_like
+from scorelid.estimators import METHODS, estimate
+
+__all__ = ["METHODS", "Denoiser", "estimate", "score", "sigma_like"]
+__version__ = "0.1.0"

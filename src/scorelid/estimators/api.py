@@ -1,0 +1,149 @@
+"""``estimate``: the one entry point to every LID estimator."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.estimators.bundles import error_bundle, normal_bundle
+from scorelid.estimators.common import Context
+from scorelid.estimators.dsm import dsm
+from scorelid.estimators.flipd import flipd
+from scorelid.estimators.ism import ism
+
+__all__ = ["METHODS", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
+
+
+@dataclass(frozen=True)
+class _Method:
+    fn: Callable[..., Tensor]
+    needs_grad: bool
+    default_noise: Callable[[int], int]  # n -> default K
+    rows_per_point: Callable[[int], int]  # K -> denoiser rows per point
+
+
+METHODS: dict[str, _Method] = {
+    "dsm": _Method(dsm, False, lambda n: 8, lambda k: k),
+    "ism": _Method(ism, True, lambda n: 8, lambda k: k),
+    "flipd": _Method(flipd, True, lambda n: 1, lambda k: 1),
+    "normal_bundle": _Method(normal_bundle, False, lambda n: n, lambda k: k + 1),
+    "error_bundle": _Method(error_bundle, False, lambda n: 8, lambda k: k),
+}
+
+
+def default_batch_size(n: int) -> int:
+    """Rows per denoiser call when none is given: about 1M input values, at most 1024 rows."""
+    return max(1, min(1024, 2**20 // max(1, n)))
+
+
+def validate_points(x: Tensor | np.ndarray) -> Tensor:
+    """``x`` as a floating tensor ``[N, *shape]`` with N >= 1, finite; else ``ValueError``."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape [N, *shape] (at least 2 dims), got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x[0].numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        x = x.float()
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
+    if bad.any():
+        rows = bad.nonzero().squeeze(1)[:5].tolist()
+        raise ValueError(
+            f"x has non-finite values (NaN or inf) in {int(bad.sum())} rows, e.g. rows {rows}"
+        )
+    return x
+
+
+def validate_sigma(sigma: SigmaLike, num: int, device: torch.device, dtype: torch.dtype):
+    """A positive finite float, or a ``[num]`` tensor of them on x's device; else ``ValueError``."""
+    if isinstance(sigma, Tensor | np.ndarray) and np.ndim(sigma) > 0:
+        s = torch.as_tensor(sigma, dtype=dtype, device=device).reshape(-1)
+        if s.shape[0] != num:
+            raise ValueError(f"sigma has {s.shape[0]} values for {num} points")
+        if not (torch.isfinite(s).all() and (s > 0).all()):
+            raise ValueError("sigma must be finite and > 0 for every point")
+        return s
+    try:
+        s = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}") from None
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError(f"sigma must be finite and > 0, got {s}")
+    return s
+
+
+def estimate(
+    D: Denoiser,
+    x: Tensor | np.ndarray,
+    method: str,
+    sigma: SigmaLike,
+    n_noise: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    *,
+    indices: Tensor | None = None,
+    progress: bool = False,
+    **options,
+) -> Tensor:
+    """Per-point local intrinsic dimension of ``x`` under denoiser ``D``.
+
+    Args:
+        D: denoiser ``D(y, sigma)`` on the variance-exploding scale (see ``scorelid.denoiser``).
+        x: data points ``[N, *shape]`` (vectors ``[N, n]`` or images ``[N, C, H, W]``), any
+            device and floating dtype; the denoiser sees that device and dtype.
+        method: ``"dsm"``, ``"ism"``, ``"flipd"``, ``"normal_bundle"`` or ``"error_bundle"``.
+        sigma: noise level (VE scale, units of ``x``): a float or ``[N]`` per-point values.
+        n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``, ``error_bundle``) or
+            ``n`` (``normal_bundle``, which needs ``K >= n``).  Unused by ``flipd``.
+        seed: point ``i``'s noise comes from a generator seeded by ``(seed, indices[i])``.
+        batch_size: rows per denoiser call (default: ``default_batch_size(n)``).
+        indices: global indices of the rows of ``x`` (default ``0..N-1``); set them when ``x`` is
+            a shard of a larger set so that the noise matches the unsharded run.
+        progress: show a progress bar.
+        **options: method options: ``trace`` (``"exact"``/``"hutchinson"``), ``n_probes`` and
+            ``ad`` (``"auto"``/``"forward"``/``"reverse"``) for ``ism``/``flipd``; ``eps`` for
+            ``error_bundle``; ``threshold`` and ``center`` for ``normal_bundle``.
+
+    Returns:
+        ``[N]`` float64 tensor on the CPU: the per-point LID.  Its mean is the dataset's LID.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    spec = METHODS[method]
+    x = validate_points(x)
+    N, n = x.shape[0], x[0].numel()
+    sigma = validate_sigma(sigma, N, x.device, x.dtype)
+    K = spec.default_noise(n) if n_noise is None else n_noise
+    if not isinstance(K, int | np.integer) or K < 1:
+        raise ValueError(f"n_noise must be an integer >= 1, got {n_noise!r}")
+    bs = default_batch_size(n) if batch_size is None else batch_size
+    if not isinstance(bs, int | np.integer) or bs < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if indices is None:
+        indices = torch.arange(N)
+    indices = torch.as_tensor(indices, dtype=torch.long).cpu()
+    if indices.shape != (N,):
+        raise ValueError(f"indices must have shape [{N}], got {tuple(indices.shape)}")
+
+    ctx = Context(n_noise=int(K), seed=int(seed), batch_size=int(bs))
+    step = max(1, bs // spec.rows_per_point(ctx.n_noise))
+    out = torch.empty(N, dtype=torch.float64)
+    bar = tqdm(total=N, desc=method, unit="pt", disable=not progress, leave=False)
+    grad_ctx = torch.inference_mode if not spec.needs_grad else torch.enable_grad
+    with bar, grad_ctx():
+        for start in range(0, N, step):
+            sl = slice(start, start + step)
+            s = sigma[sl] if isinstance(sigma, Tensor) else sigma
+            out[sl] = spec.fn(D, x[sl], s, indices[sl], ctx, **options)
+            bar.update(min(step, N - start))
+    return out

@@ -1,0 +1,84 @@
+"""Spectral estimators: the normal bundle (Stanczuk et al. 2024) and the error bundle (paper).
+
+Normal bundle.  Scores at ``K >= n`` noised copies ``x + sigma eps_k`` point back to the manifold,
+so they span its normal space (``n - d`` directions of size ``~1/sigma``).  We subtract the score
+at the clean point, ``s(x + sigma eps_k) - s(x)``, which removes the drift along the manifold that
+all draws share (without it a rank-one tangent component can be mistaken for a normal direction),
+take the singular values of the ``[K, n]`` stack, and count the normal directions as those above
+the largest gap in ``log`` singular value (or above ``threshold * s_max`` when a threshold is
+given).  LID = ``n - #normal``; the largest-gap rule returns values in ``[1, n - 1]``.
+
+Error bundle.  Errors ``e_k = (D(x + sigma eps_k) - x) / sigma`` lie in the tangent space (for a
+flat manifold ``E[e e^T]`` is the tangent projector), so LID = the number of eigenvalues of
+``(1/K) sum_k e_k e_k^T`` above ``eps`` (default 1e-2, in units of the noise variance).  Computed
+through the ``K x K`` Gram matrix ``(1/K) E E^T`` when ``K < n``; at most ``min(K, n)``.  Its trace
+is the DSM estimate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma
+from scorelid.estimators.dsm import dsm_errors
+from scorelid.estimators.noise import point_noise
+
+__all__ = ["error_bundle", "error_bundle_eigenvalues", "normal_bundle"]
+
+
+def error_bundle_eigenvalues(
+    D: Denoiser, x: Tensor, sigma: SigmaLike, indices: Tensor, ctx: Context
+) -> Tensor:
+    """Eigenvalues of the error covariance ``(1/K) sum_k e_k e_k^T``: ``[P, min(K, n)]``, descending."""
+    err = dsm_errors(D, x, sigma, indices, ctx)
+    P, K = err.shape[:2]
+    E = err.reshape(P, K, -1).to(torch.float64)
+    gram = E @ E.transpose(1, 2) / K if K <= E.shape[2] else E.transpose(1, 2) @ E / K
+    return torch.linalg.eigvalsh(gram).flip(-1).cpu()
+
+
+def error_bundle(
+    D: Denoiser, x: Tensor, sigma: SigmaLike, indices: Tensor, ctx: Context, eps: float = 1e-2
+) -> Tensor:
+    """Per-point error-bundle LID ``[P]`` (float64): eigenvalues above ``eps``."""
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    vals = error_bundle_eigenvalues(D, x, sigma, indices, ctx)
+    return (vals > eps).sum(1).double()
+
+
+def normal_bundle(
+    D: Denoiser,
+    x: Tensor,
+    sigma: SigmaLike,
+    indices: Tensor,
+    ctx: Context,
+    threshold: float | None = None,
+    center: bool = True,
+) -> Tensor:
+    """Per-point normal-bundle LID ``[P]`` (float64); needs ``ctx.n_noise >= n``."""
+    P, K, n = x.shape[0], ctx.n_noise, x[0].numel()
+    if K < n:
+        raise ValueError(
+            f"normal_bundle needs n_noise >= n (the ambient dimension, {n}) to see every normal "
+            f"direction; got n_noise={K}"
+        )
+    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=x.dtype)
+    y = noised_copies(x, sigma, eps)
+    scores = (denoise(D, y, repeat_sigma(sigma, K), ctx.batch_size) - y).reshape(P, K, n)
+    scores = scores.to(torch.float64)
+    if center:
+        clean = (denoise(D, x, sigma, ctx.batch_size) - x).reshape(P, 1, n)
+        scores = scores - clean.to(torch.float64)
+    # the 1/sigma^2 of the score is a common factor of each point's stack: irrelevant to ratios
+    sv = torch.linalg.svdvals(scores).cpu()  # [P, n], descending
+    if threshold is not None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        normal = (sv > threshold * sv[:, :1]).sum(1)
+    else:
+        logs = torch.log(sv.clamp_min(torch.finfo(torch.float64).tiny))
+        normal = (logs[:, :-1] - logs[:, 1:]).argmax(1) + 1
+    return (n - normal).double()
