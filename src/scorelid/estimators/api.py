@@ -34,7 +34,7 @@ METHODS: dict[str, _Method] = {
     "ism": _Method(ism, True, lambda n: 8, lambda k: k),
     "flipd": _Method(flipd, True, lambda n: 1, lambda k: 1),
     "normal_bundle": _Method(normal_bundle, False, lambda n: n, lambda k: k + 1),
-    "error_bundle": _Method(error_bundle, False, lambda n: 8, lambda k: k),
+    "error_bundle": _Method(error_bundle, False, lambda n: n, lambda k: k),
 }
 
 
@@ -103,8 +103,9 @@ def estimate(
             device and floating dtype; the denoiser sees that device and dtype.
         method: ``"dsm"``, ``"ism"``, ``"flipd"``, ``"normal_bundle"`` or ``"error_bundle"``.
         sigma: noise level (VE scale, units of ``x``): a float or ``[N]`` per-point values.
-        n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``, ``error_bundle``) or
-            ``n`` (``normal_bundle``, which needs ``K >= n``).  Unused by ``flipd``.
+        n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``) or ``n`` (the spectral
+            methods: ``normal_bundle`` needs ``K >= n``; ``error_bundle`` can count at most ``K``
+            tangent directions, the paper's code used 8).  Unused by ``flipd``.
         seed: point ``i``'s noise comes from a generator seeded by ``(seed, indices[i])``.
         batch_size: rows per denoiser call (default: ``default_batch_size(n)``).
         indices: global indices of the rows of ``x`` (default ``0..N-1``); set them when ``x`` is

@@ -2,8 +2,9 @@
 
 ``trace_exact`` takes the ``n`` diagonal entries by batched Jacobian-vector products (forward
 mode, ``torch.func.jvp`` under ``vmap``); ``trace_hutchinson`` estimates ``tr J = E[v^T J v]`` with
-Rademacher probes.  ``ad`` chooses the mode: ``"forward"`` (JVPs), ``"reverse"`` (VJPs; needed for
-modules whose autograd functions lack forward-mode rules, e.g. weight-quantized layers), or
+Rademacher probes.  ``ad`` chooses the mode: ``"forward"`` (JVPs), ``"reverse"`` (VJPs by plain
+``torch.autograd.grad``, one backward pass per tangent; needed for modules whose autograd functions
+lack forward-mode or functorch rules, e.g. weight-quantized layers), or
 ``"auto"`` (forward, falling back to reverse if forward mode is not implemented).  Forward mode
 runs with the math kernel of scaled-dot-product attention, the only one with forward-mode rules.
 """
@@ -28,9 +29,15 @@ def _products(f: RowMap, y: Tensor, vs: Tensor, mode: str) -> Tensor:
     if mode == "forward":
         with sdpa_kernel([SDPBackend.MATH]):
             return torch.vmap(lambda v: torch.func.jvp(f, (y,), (v,))[1])(vs)
+    # plain autograd, one backward per tangent: works for autograd.Functions without
+    # functorch support (weight-quantized layers), which torch.func.vjp/vmap reject
     with torch.enable_grad():
-        _, vjp_fn = torch.func.vjp(f, y)
-        return torch.vmap(lambda v: vjp_fn(v)[0])(vs)
+        y = y.detach().requires_grad_(True)
+        out = f(y)
+        grads = [
+            torch.autograd.grad(out, y, v, retain_graph=i < len(vs) - 1)[0] for i, v in enumerate(vs)
+        ]
+        return torch.stack(grads)
 
 
 def _with_fallback(ad: str, run: Callable[[str], Tensor]) -> Tensor:
