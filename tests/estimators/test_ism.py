@@ -38,3 +38,14 @@ def test_ism_hutchinson_is_unbiased():
     se = (hutch - exact).std() / len(x) ** 0.5
     assert abs((hutch - exact).mean()) < 6 * se
     assert not torch.equal(hutch, exact)
+
+
+def test_ism_separates_mixture_components():
+    # ISM's per-point spread is sqrt(2(n - d) / K): 1.9 for d=4 at K=32, so the 4/16 boundary at
+    # 10 is 3.1 standard deviations away; expect all but about 0.1 % of points on the right side
+    mix = GaussianSubspaceMixture(dims=[4, 16, 32], n=64, seed=0)
+    x, d = mix.sample(300, seed=1)
+    lid = scorelid.estimate(mix, x, "ism", SIGMA, n_noise=32)
+    dims = torch.tensor(mix.dims)
+    nearest = dims[(lid[:, None] - dims[None].double()).abs().argmin(1)]
+    assert (nearest == d).float().mean() >= 0.97
