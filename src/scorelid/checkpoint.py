@@ -1,0 +1,177 @@
+"""Saving and loading trained denoisers and training state: safetensors + JSON, never pickle.
+
+A saved denoiser is a directory with
+
+* ``config.json``: ``{"format": "scorelid-denoiser", "version": 1, "config": {...}, "history": {...}}``
+  where ``config`` rebuilds the module (``scorelid.nn.build_denoiser``) and ``history`` holds the
+  training curves (loss, ``lid_by_sigma``);
+* ``model.safetensors``: the module's ``state_dict`` (for a trained model: the EMA weights).
+
+Training state (for resuming) is a directory ``checkpoints/step-XXXXXXX/`` with
+``state.safetensors`` (weights, EMA weights, optimizer moments, RNG state, accumulators) and
+``state.json`` (step, settings, history); ``checkpoints/latest`` names the newest complete one and
+is replaced atomically after both files are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.nn.precond import EDMDenoiser, build_denoiser
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT",
+    "WEIGHTS_NAME",
+    "latest_train_state",
+    "load_denoiser",
+    "load_train_state",
+    "save_denoiser",
+    "save_train_state",
+]
+
+FORMAT = "scorelid-denoiser"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def _save_tensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=metadata)
+
+
+def _load_tensors(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint weights not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"corrupt checkpoint weights {path}: {exc}") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint config not found: {path}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"corrupt checkpoint config {path}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"corrupt checkpoint config {path}: not a JSON object")
+    return obj
+
+
+def save_denoiser(model: EDMDenoiser, path: str | os.PathLike, history: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to directory ``path`` (``config.json`` + ``model.safetensors``); returns it.
+
+    ``history`` defaults to ``model.history`` when the model has one.
+    """
+    if not isinstance(model, EDMDenoiser):
+        raise ValueError(f"save_denoiser needs a scorelid EDMDenoiser, got {type(model).__name__}")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if history is None:
+        history = getattr(model, "history", None) or {}
+    _save_tensors(model.state_dict(), path / WEIGHTS_NAME)
+    atomic_write_json(path / CONFIG_NAME, {"format": FORMAT, "version": 1, "config": model.config,
+                                           "history": history})
+    return path
+
+
+def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
+                  arch: str | None = None) -> EDMDenoiser:
+    """Load a denoiser saved by ``save_denoiser`` / ``train_denoiser``, in eval mode.
+
+    Args:
+        path: the model directory (or its ``config.json``).
+        device: where to put the module.
+        arch: if given, the architecture the caller expects (``"mlp"``/``"dit"``).
+
+    Raises:
+        FileNotFoundError: the directory, config or weights are missing.
+        ValueError: corrupt files, another format, another architecture, or weights that do
+            not fit the configured network.
+    """
+    path = Path(path)
+    if path.is_file() and path.name == CONFIG_NAME:
+        path = path.parent
+    if not path.exists():
+        raise FileNotFoundError(f"model directory not found: {path}")
+    if not path.is_dir():
+        raise ValueError(f"model path must be a directory with {CONFIG_NAME} and {WEIGHTS_NAME}: {path}")
+    meta = _read_json(path / CONFIG_NAME)
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise ValueError(
+            f"{path / CONFIG_NAME} is not a scorelid denoiser config (format {meta.get('format')!r})"
+        )
+    config = meta["config"]
+    if arch is not None and config.get("arch") != arch:
+        raise ValueError(f"checkpoint {path} holds a {config.get('arch')!r} model, expected {arch!r}")
+    model = build_denoiser(config)
+    _load_state(model, _load_tensors(path / WEIGHTS_NAME), path)
+    model.config = config
+    model.history = meta.get("history", {})
+    return model.to(device).eval()
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], where: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {where} does not match its {getattr(model, 'arch', '?')!r} architecture: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise ValueError(f"checkpoint {where} does not match its architecture: {k} has shape "
+                             f"{tuple(v.shape)}, the network needs {tuple(expected[k].shape)}")
+    model.load_state_dict(state)
+
+
+def save_train_state(out_dir: str | os.PathLike, step: int, tensors: dict[str, Tensor],
+                     meta: dict[str, Any], keep: int = 2) -> Path:
+    """Write a resumable training checkpoint under ``out_dir/checkpoints`` and point ``latest`` at it.
+
+    Keeps the ``keep`` newest checkpoints.  Returns the checkpoint directory.
+    """
+    root = Path(out_dir) / "checkpoints"
+    name = f"step-{step:08d}"
+    ck = root / name
+    ck.mkdir(parents=True, exist_ok=True)
+    _save_tensors(tensors, ck / "state.safetensors")
+    atomic_write_json(ck / "state.json", {"step": step, **meta})
+    atomic_write_text(root / "latest", name + "\n")
+    old = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name != name)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return ck
+
+
+def latest_train_state(out_dir: str | os.PathLike) -> Path | None:
+    """The newest complete training checkpoint directory in ``out_dir``, or ``None``."""
+    pointer = Path(out_dir) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    ck = pointer.parent / pointer.read_text(encoding="utf-8").strip()
+    if not (ck / "state.json").is_file() or not (ck / "state.safetensors").is_file():
+        raise ValueError(f"training checkpoint {ck} named by {pointer} is incomplete")
+    return ck
+
+
+def load_train_state(ck: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """``(tensors, meta)`` of a training checkpoint directory written by ``save_train_state``."""
+    ck = Path(ck)
+    return _load_tensors(ck / "state.safetensors"), _read_json(ck / "state.json")

@@ -1,0 +1,66 @@
+"""A noise-conditioned MLP with skip connections (the FLIPD authors' style of vector network).
+
+``F(x_in [B, n], c_noise [B]) -> [B, n]``: an input projection to ``width``, ``depth`` residual
+blocks ``h <- h + W2 SiLU(W1 FiLM(LN(h), emb))`` whose LayerNorm output is scaled and shifted by
+the noise embedding, and a zero-initialised output projection, so an untrained network outputs 0
+and the preconditioned denoiser starts as its skip path.  Long skips (U-Net style) add the input
+projection to the last block's output.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from scorelid.nn.embedding import NoiseEmbedding
+
+__all__ = ["MLP"]
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, emb_dim: int, expansion: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.film = nn.Linear(emb_dim, 2 * width)
+        self.fc1 = nn.Linear(width, expansion * width)
+        self.fc2 = nn.Linear(expansion * width, width)
+        self.act = nn.SiLU()
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+        scale, shift = self.film(emb).chunk(2, dim=1)
+        z = self.norm(h) * (1 + scale) + shift
+        return h + self.fc2(self.act(self.fc1(z)))
+
+
+class MLP(nn.Module):
+    """Residual MLP ``F(x_in, c_noise)`` on vectors.
+
+    Args:
+        n: data dimension.
+        width: hidden width.
+        depth: number of residual blocks.
+        emb_dim: noise-embedding width (default ``width``).
+        expansion: hidden expansion inside a block.
+    """
+
+    def __init__(self, n: int, width: int = 512, depth: int = 4, emb_dim: int | None = None,
+                 expansion: int = 1) -> None:
+        super().__init__()
+        emb_dim = emb_dim or width
+        self.embed = NoiseEmbedding(emb_dim)
+        self.inp = nn.Linear(n, width)
+        self.blocks = nn.ModuleList(_Block(width, emb_dim, expansion) for _ in range(depth))
+        self.out_norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, n)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
+        """``x_in [B, n]``, ``c_noise [B]`` -> ``[B, n]``."""
+        emb = self.embed(c_noise)
+        h0 = self.inp(x_in)
+        h = h0
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(self.out_norm(h + h0))

@@ -1,0 +1,137 @@
+"""EDM preconditioning (Karras et al. 2022): turn a network ``F`` into a denoiser ``D(y, sigma)``.
+
+In normalised units (data centred by ``mean`` and divided by ``scale``, noise ``s = sigma/scale``):
+
+    D_norm(u, s) = c_skip(s) u + c_out(s) F(c_in(s) u, c_noise(s)),
+    c_skip = sd^2 / (s^2 + sd^2),  c_out = s sd / sqrt(s^2 + sd^2),
+    c_in = 1 / sqrt(s^2 + sd^2),   c_noise = log(s) / 4,
+
+with ``sd = sigma_data`` (the RMS per-coordinate standard deviation of the normalised training
+data).  In data units ``D(y, sigma) = mean + scale * D_norm((y - mean) / scale, sigma / scale)``, so
+estimators see the data as it was given and ``sigma`` is in the data's units.
+
+``skip="wiener"`` replaces the scalar ``c_skip(s) u`` by the exact posterior mean of the Gaussian
+fit of the training data, ``U diag(lam / (lam + s^2)) U^T u`` (``U, lam``: eigenvectors and
+eigenvalues of the normalised training covariance, those above ``1e-6`` of the largest); the
+network then learns only the non-Gaussian residual.  It is still a denoiser trained on the data
+(its linear part is fitted in closed form); directions with no training variance, such as
+zero-padded coordinates, are removed exactly instead of by a learned map.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from scorelid.denoiser import SigmaLike, sigma_like
+from scorelid.nn.dit import DiT
+from scorelid.nn.mlp import MLP
+
+__all__ = ["ARCHS", "EDMDenoiser", "build_denoiser", "edm_scalings"]
+
+ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "dit": DiT}
+SKIPS = ("edm", "wiener")
+
+
+def edm_scalings(s: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(c_skip, c_out, c_in, c_noise)`` for noise levels ``s`` (any shape, normalised units)."""
+    sd2 = sigma_data**2
+    c_skip = sd2 / (s**2 + sd2)
+    c_out = s * sigma_data / torch.sqrt(s**2 + sd2)
+    c_in = 1 / torch.sqrt(s**2 + sd2)
+    c_noise = torch.log(s) / 4
+    return c_skip, c_out, c_in, c_noise
+
+
+class EDMDenoiser(nn.Module):
+    """A network wrapped as a denoiser ``D(y [B, n], sigma float|[B]) -> [B, n]`` in data units.
+
+    Args:
+        arch: ``"mlp"`` or ``"dit"``.
+        n: data dimension.
+        sigma_data: RMS standard deviation of the normalised data.
+        skip: ``"edm"`` (scalar ``c_skip``) or ``"wiener"`` (Gaussian posterior mean, see module doc).
+        rank: number of Wiener directions (``skip="wiener"`` only).
+        net: keyword arguments of the network class.
+
+    Buffers ``mean [n]``, ``scale []`` (and ``U [n, rank]``, ``lam [rank]``) are set by
+    ``set_data_stats``; ``config`` is the JSON-able dict that rebuilds the module.
+    """
+
+    def __init__(self, arch: str, n: int, sigma_data: float = 0.5, skip: str = "edm", rank: int = 0,
+                 net: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+        if skip not in SKIPS:
+            raise ValueError(f"unknown skip {skip!r}; choose one of {SKIPS}")
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        net = dict(net or {})
+        self.arch, self.n, self.sigma_data, self.skip, self.rank = arch, n, float(sigma_data), skip, rank
+        self.net = ARCHS[arch](n, **net)
+        self.register_buffer("mean", torch.zeros(n))
+        self.register_buffer("scale", torch.ones(()))
+        if skip == "wiener":
+            self.register_buffer("U", torch.zeros(n, rank))
+            self.register_buffer("lam", torch.zeros(rank))
+        self.config: dict[str, Any] = {"arch": arch, "n": n, "sigma_data": self.sigma_data, "skip": skip,
+                                       "rank": rank, "net": net}
+
+    @staticmethod
+    def data_stats(x: Tensor) -> dict[str, Any]:
+        """Statistics of training data ``x [N, n]``: mean, scale, sigma_data, Wiener basis."""
+        x = x.double()
+        mean = x.mean(0)
+        scale = float(x.std(0).max())
+        if not scale > 0:
+            raise ValueError("training data has zero variance in every coordinate")
+        u = (x - mean) / scale
+        sigma_data = math.sqrt(float(u.var(0).mean()))
+        cov = u.T @ u / max(1, u.shape[0] - 1)
+        lam, vec = torch.linalg.eigh(cov)
+        keep = lam > 1e-6 * lam.max()
+        return {"mean": mean.float(), "scale": scale, "sigma_data": sigma_data,
+                "U": vec[:, keep].float().contiguous(), "lam": lam[keep].float()}
+
+    def set_data_stats(self, stats: dict[str, Any]) -> None:
+        """Copy the statistics from ``data_stats`` into the buffers (shapes must match)."""
+        with torch.no_grad():
+            self.mean.copy_(stats["mean"])
+            self.scale.fill_(stats["scale"])
+            if self.skip == "wiener":
+                self.U.copy_(stats["U"])
+                self.lam.copy_(stats["lam"])
+
+    def forward(self, y: Tensor, sigma: SigmaLike) -> Tensor:
+        """Posterior mean ``[B, n]`` of clean data given ``y [B, n]`` at noise level ``sigma``."""
+        if y.ndim != 2 or y.shape[1] != self.n:
+            raise ValueError(f"denoiser expects inputs of shape [B, {self.n}], got {tuple(y.shape)}")
+        scale = self.scale.to(y.dtype)
+        s = sigma_like(sigma, y) / scale  # [B, 1], normalised units
+        u = (y - self.mean.to(y.dtype)) / scale
+        c_skip, c_out, c_in, c_noise = edm_scalings(s, self.sigma_data)
+        if self.skip == "wiener":
+            U, lam = self.U.to(y.dtype), self.lam.to(y.dtype)
+            skip = ((u @ U) * (lam / (lam + s**2))) @ U.T
+        else:
+            skip = c_skip * u
+        out = skip + c_out * self.net(c_in * u, c_noise.reshape(-1))
+        return self.mean.to(y.dtype) + scale * out
+
+
+def build_denoiser(config: dict[str, Any]) -> EDMDenoiser:
+    """Rebuild an (untrained) ``EDMDenoiser`` from its ``config`` dict; ``ValueError`` if invalid."""
+    if not isinstance(config, dict):
+        raise ValueError(f"denoiser config must be a dict, got {type(config).__name__}")
+    try:
+        return EDMDenoiser(arch=config["arch"], n=int(config["n"]), sigma_data=float(config["sigma_data"]),
+                           skip=config.get("skip", "edm"), rank=int(config.get("rank", 0)),
+                           net=config.get("net", {}))
+    except KeyError as exc:
+        raise ValueError(f"denoiser config lacks the key {exc.args[0]!r}") from None
+    except TypeError as exc:
+        raise ValueError(f"invalid denoiser config: {exc}") from None
