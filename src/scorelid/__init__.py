@@ -6,8 +6,11 @@ is an LID estimator that needs only forward passes.  ``estimate`` computes it an
 alternatives per point from any denoiser ``D(y, sigma)``.
 """
 
+from scorelid.checkpoint import load_denoiser, save_denoiser
 from scorelid.denoiser import Denoiser, score, sigma_like
 from scorelid.estimators import METHODS, estimate
+from scorelid.train import train_denoiser
 
-__all__ = ["METHODS", "Denoiser", "estimate", "score", "sigma_like"]
+__all__ = ["METHODS", "Denoiser", "estimate", "load_denoiser", "save_denoiser", "score", "sigma_like",
+           "train_denoiser"]
 __version__ = "0.1.0"
