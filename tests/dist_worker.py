@@ -1,0 +1,44 @@
+"""Worker launched by tests/test_distributed.py under torchrun (2 gloo processes).
+
+Usage: dist_worker.py PARTS_DIR METHOD FAIL_RANK OUT_PREFIX
+Writes OUT_PREFIX.rank{R}.npy (rank 0's gathered result) or OUT_PREFIX.rank{R}.err (the message).
+"""
+
+import sys
+
+import numpy as np
+import torch
+
+import scorelid
+from scorelid.analytic import GaussianSubspace
+from scorelid.distributed import RankFailure, init_distributed, run_chunked
+
+G = GaussianSubspace(4, 16, seed=0)
+X, _ = G.sample(150, seed=3)
+
+
+def main() -> None:
+    parts, method, fail_rank, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    torch.set_num_threads(1)
+    info = init_distributed("cpu")
+
+    def compute(sl: slice) -> np.ndarray:
+        if info.rank == fail_rank:
+            raise ValueError("denoiser returned non-finite values (NaN or inf)")
+        idx = torch.arange(sl.start, sl.stop)
+        return scorelid.estimate(G, X[sl], method, 0.05, seed=5, indices=idx).numpy()
+
+    try:
+        out = run_chunked(compute, len(X), parts, {"method": method}, info, chunk=32, progress=False)
+        if out is not None:
+            np.save(f"{prefix}.rank{info.rank}.npy", out)
+    except RankFailure as exc:
+        with open(f"{prefix}.rank{info.rank}.err", "w") as fh:
+            fh.write(str(exc))
+        sys.exit(1)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
