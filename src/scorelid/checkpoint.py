@@ -122,7 +122,7 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
     _load_state(model, _load_tensors(path / WEIGHTS_NAME), path)
     model.config = config
     model.history = meta.get("history", {})
-    return model.to(device).eval()
+    return model.to(device).eval().requires_grad_(False)
 
 
 def _load_state(model: nn.Module, state: dict[str, Tensor], where: Path) -> None:

@@ -17,11 +17,12 @@ __all__ = ["MLP"]
 
 
 class _Block(nn.Module):
-    def __init__(self, width: int, emb_dim: int, expansion: int) -> None:
+    def __init__(self, width: int, emb_dim: int, expansion: int, glu: bool) -> None:
         super().__init__()
+        self.glu = glu
         self.norm = nn.LayerNorm(width, elementwise_affine=False)
         self.film = nn.Linear(emb_dim, 2 * width)
-        self.fc1 = nn.Linear(width, expansion * width)
+        self.fc1 = nn.Linear(width, (2 if glu else 1) * expansion * width)
         self.fc2 = nn.Linear(expansion * width, width)
         self.act = nn.SiLU()
         nn.init.zeros_(self.film.weight)
@@ -29,8 +30,11 @@ class _Block(nn.Module):
 
     def forward(self, h: Tensor, emb: Tensor) -> Tensor:
         scale, shift = self.film(emb).chunk(2, dim=1)
-        z = self.norm(h) * (1 + scale) + shift
-        return h + self.fc2(self.act(self.fc1(z)))
+        z = self.fc1(self.norm(h) * (1 + scale) + shift)
+        if self.glu:
+            a, b = z.chunk(2, dim=1)
+            return h + self.fc2(self.act(a) * b)
+        return h + self.fc2(self.act(z))
 
 
 class MLP(nn.Module):
@@ -40,17 +44,19 @@ class MLP(nn.Module):
         n: data dimension.
         width: hidden width.
         depth: number of residual blocks.
-        emb_dim: noise-embedding width (default ``width``).
+        emb_dim: noise-embedding width.
         expansion: hidden expansion inside a block.
+        glu: gated blocks ``W2 (SiLU(a) * b)`` (SwiGLU, Shazeer 2020) instead of ``W2 SiLU(a)``;
+            products of linear features make quadratic forms such as ``|y|^2`` (curvature of
+            spheres and tori) cheap to represent.
     """
 
-    def __init__(self, n: int, width: int = 512, depth: int = 4, emb_dim: int | None = None,
-                 expansion: int = 1) -> None:
+    def __init__(self, n: int, width: int = 512, depth: int = 4, emb_dim: int = 128,
+                 expansion: int = 1, glu: bool = False) -> None:
         super().__init__()
-        emb_dim = emb_dim or width
         self.embed = NoiseEmbedding(emb_dim)
         self.inp = nn.Linear(n, width)
-        self.blocks = nn.ModuleList(_Block(width, emb_dim, expansion) for _ in range(depth))
+        self.blocks = nn.ModuleList(_Block(width, emb_dim, expansion, glu) for _ in range(depth))
         self.out_norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, n)
         nn.init.zeros_(self.out.weight)

@@ -70,7 +70,7 @@ class EDMDenoiser(nn.Module):
             raise ValueError(f"unknown skip {skip!r}; choose one of {SKIPS}")
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        net = dict(net or {})
+        net = _full_kwargs(ARCHS[arch], dict(net or {}))
         self.arch, self.n, self.sigma_data, self.skip, self.rank = arch, n, float(sigma_data), skip, rank
         self.net = ARCHS[arch](n, **net)
         self.register_buffer("mean", torch.zeros(n))
@@ -121,6 +121,19 @@ class EDMDenoiser(nn.Module):
             skip = c_skip * u
         out = skip + c_out * self.net(c_in * u, c_noise.reshape(-1))
         return self.mean.to(y.dtype) + scale * out
+
+
+def _full_kwargs(cls: type[nn.Module], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` plus every defaulted keyword of ``cls`` (so a config survives default changes)."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    unknown = (set(given) - set(params)) | ({"self", "n"} & set(given))
+    if unknown:
+        raise ValueError(f"unknown network option(s) {sorted(unknown)} for {cls.__name__}")
+    full = {k: p.default for k, p in params.items() if k not in ("self", "n")}
+    full.update(given)
+    return full
 
 
 def build_denoiser(config: dict[str, Any]) -> EDMDenoiser:
