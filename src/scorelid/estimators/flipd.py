@@ -90,7 +90,8 @@ def flipd(
     ad: str = "auto",
 ) -> Tensor:
     """Per-point FLIPD LID ``[P]`` (float64)."""
-    out = denoise(D, x.detach(), sigma, ctx.batch_size)
+    with torch.no_grad():
+        out = denoise(D, x.detach(), sigma, ctx.batch_size)
     s2 = sigma.double().cpu() ** 2 if _is_vec(sigma) else float(sigma) ** 2
     fit = sq_norm(out - x).double().cpu() / s2
     return denoiser_trace(D, x, sigma, indices, ctx, trace, n_probes, ad) + fit

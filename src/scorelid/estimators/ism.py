@@ -35,7 +35,8 @@ def ism(
     eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=x.dtype)
     y = noised_copies(x, sigma, eps)  # [P*K, *shape]
     s_rows = repeat_sigma(sigma, K)
-    out = denoise(D, y.detach(), s_rows, ctx.batch_size)
+    with torch.no_grad():
+        out = denoise(D, y.detach(), s_rows, ctx.batch_size)
     sig2 = s_rows.double().cpu() ** 2 if isinstance(s_rows, Tensor) else float(s_rows) ** 2
     fit = sq_norm(out - y).double().cpu() / sig2
     draws = torch.arange(K).repeat(P)

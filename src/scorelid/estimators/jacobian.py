@@ -27,7 +27,9 @@ AD_MODES = ("auto", "forward", "reverse")
 def _products(f: RowMap, y: Tensor, vs: Tensor, mode: str) -> Tensor:
     """``J v`` (forward) or ``J^T v`` (reverse) for a stack of tangents ``vs`` ``[m, R, *shape]``."""
     if mode == "forward":
-        with sdpa_kernel([SDPBackend.MATH]):
+        # no_grad: forward-mode AD does not need the reverse graph, and keeping it (parameters
+        # require grad) would chain every chunk's graph into the running trace sum
+        with sdpa_kernel([SDPBackend.MATH]), torch.no_grad():
             return torch.vmap(lambda v: torch.func.jvp(f, (y,), (v,))[1])(vs)
     # plain autograd, one backward per tangent: works for autograd.Functions without
     # functorch support (weight-quantized layers), which torch.func.vjp/vmap reject
