@@ -52,9 +52,12 @@ __all__ = ["PAPER_RECIPE", "QUICK_RECIPE", "SigmaSampler", "lid_by_sigma_rows", 
 #: Benchmark recipe for CPU (2 cores, about a minute per manifold); see docs/training.md.
 QUICK_RECIPE: dict[str, Any] = {
     "arch": "mlp",
-    "width": 512,
+    "width": 256,
     "depth": 3,
+    "gate": True,
+    "squares": True,
     "skip": "wiener",
+    "c_in": "data",
     "steps": 1500,
     "batch_size": 256,
     "lr": 2e-3,
@@ -179,6 +182,7 @@ def train_denoiser(
     *,
     resume: bool = False,
     skip: str = "edm",
+    c_in: str = "edm",
     sigma_dist: str = "loguniform",
     sigma_min: float = 0.002,
     sigma_max: float = 2.0,
@@ -211,7 +215,8 @@ def train_denoiser(
         progress: show a tqdm bar.
         resume: continue from the newest checkpoint in ``out_dir`` if there is one (it must
             have been made with the same settings and data, else ``ValueError``).
-        skip: EDM skip path, ``"edm"`` or ``"wiener"`` (see ``scorelid.nn.precond``).
+        skip, c_in: EDM skip path (``"edm"``/``"wiener"``) and input scaling (``"edm"``/``"data"``),
+            see ``scorelid.nn.precond``.
         sigma_dist, sigma_min, sigma_max, p_mean, p_std: the noise-level law (``SigmaSampler``).
         ema_decay: EMA decay of the returned weights (warm-up ``min(decay, (1+t)/(10+t))``).
         weight_decay, grad_clip: AdamW weight decay; gradient-norm clipping (``None``: off).
@@ -247,7 +252,7 @@ def train_denoiser(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = EDMDenoiser(arch, n, sigma_data=stats["sigma_data"], skip=skip, rank=stats["U"].shape[1],
-                            net=net_kwargs)
+                            net=net_kwargs, c_in=c_in)
     model.set_data_stats(stats)
     model.to(device).train()
     ema = {k: p.detach().clone() for k, p in model.named_parameters()}
@@ -256,7 +261,8 @@ def train_denoiser(
     sums = torch.zeros(n_buckets, dtype=torch.float64)
     counts = torch.zeros(n_buckets, dtype=torch.float64)
     train_cfg = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                 "skip": skip, "sigma_dist": sigma_dist, "sigma_min": sigma_min, "sigma_max": sigma_max,
+                 "skip": skip, "c_in": c_in, "sigma_dist": sigma_dist, "sigma_min": sigma_min,
+                 "sigma_max": sigma_max,
                  "p_mean": p_mean, "p_std": p_std, "ema_decay": ema_decay, "weight_decay": weight_decay,
                  "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
                  "n_buckets": n_buckets, "lid_tail": lid_tail, "n_train": N, "data": _fingerprint(x),

@@ -18,3 +18,11 @@ def test_shapes_zero_init_and_noise_conditioning():
     assert not torch.allclose(a, b)  # the output depends on c_noise
     # rows are independent
     torch.testing.assert_close(net(x[:2], c[:2]), net(x, c)[:2])
+
+
+def test_gate_and_squares_outputs():
+    torch.manual_seed(0)
+    net = MLP(6, width=16, depth=1, gate=True, squares=True, glu=True)
+    assert net.inp.in_features == 12
+    out = net(torch.randn(4, 6), torch.zeros(4))
+    assert out.shape == (4, 13) and (out == 0).all()

@@ -60,3 +60,28 @@ def test_config_round_trip_and_bad_config():
         build_denoiser({"arch": "mlp"})
     with pytest.raises(ValueError, match="shape"):
         m(torch.randn(3, 11), 0.1)
+
+
+def test_gate_is_an_input_dependent_skip_without_c_out():
+    torch.manual_seed(0)
+    m = EDMDenoiser("mlp", 5, sigma_data=0.5, net={"width": 8, "depth": 1, "gate": True}, c_in="data")
+    with torch.no_grad():
+        m.net.out.bias[5:10] = torch.arange(5.0)  # G
+        m.net.out.bias[10] = 0.5  # g0
+    y = torch.randn(3, 5)
+    s = 0.1
+    c_skip = 0.25 / (s**2 + 0.25)
+    torch.testing.assert_close(m(y, s), c_skip * y + (torch.arange(5.0) + 0.5) * y)
+
+
+def test_c_in_data_feeds_one_scale():
+    seen = []
+    m = EDMDenoiser("mlp", 3, sigma_data=0.5, net={"width": 8, "depth": 1}, c_in="data")
+    m.net.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    y = torch.randn(2, 3)
+    m(y, 0.01)
+    m(y, 1.0)
+    torch.testing.assert_close(seen[0], seen[1])
+    torch.testing.assert_close(seen[0], y / 0.5)
+    with pytest.raises(ValueError, match="c_in"):
+        EDMDenoiser("mlp", 3, c_in="other")

@@ -62,8 +62,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     else:
         base = dict(QUICK_RECIPE)
         if args.arch and args.arch != base["arch"]:
-            # the quick recipe's network options belong to its architecture
-            base = {k: v for k, v in base.items() if k not in ("width", "depth", "hidden", "heads", "patch")}
+            # the quick recipe's network options belong to its architecture: drop them
+            import inspect
+
+            from scorelid.nn import ARCHS
+
+            own = set(inspect.signature(ARCHS[base["arch"]].__init__).parameters)
+            base = {k: v for k, v in base.items() if k not in own}
     if args.arch:
         base["arch"] = args.arch
     for flag in _FLAGS:

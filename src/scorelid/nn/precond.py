@@ -16,6 +16,15 @@ eigenvalues of the normalised training covariance, those above ``1e-6`` of the l
 network then learns only the non-Gaussian residual.  It is still a denoiser trained on the data
 (its linear part is fitted in closed form); directions with no training variance, such as
 zero-padded coordinates, are removed exactly instead of by a learned map.
+
+Gated networks (``MLP(gate=True)``) also output per-coordinate gains ``G`` and a shared gain
+``g0``, added to the skip path as ``(G + g0) * u`` *without* the ``c_out`` factor.  At small
+noise the posterior mean tends to the projection onto the data manifold, a function that does not
+depend on ``s``; for a sphere or the circles of a torus that projection is ``u * (R / |u_k| - 1)``
+per block, i.e. a gain (shared by all coordinates for a sphere: ``g0`` then gets the signal of
+every coordinate at once).  Without the gate the network would have to output that correction
+divided by ``c_out ~ s``, a target whose sensitivity to ``|u|`` grows like ``1/s`` and which MLPs
+learn very slowly.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ __all__ = ["ARCHS", "EDMDenoiser", "build_denoiser", "edm_scalings"]
 
 ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "dit": DiT}
 SKIPS = ("edm", "wiener")
+C_INS = ("edm", "data")
 
 
 def edm_scalings(s: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -56,22 +66,28 @@ class EDMDenoiser(nn.Module):
         skip: ``"edm"`` (scalar ``c_skip``) or ``"wiener"`` (Gaussian posterior mean, see module doc).
         rank: number of Wiener directions (``skip="wiener"`` only).
         net: keyword arguments of the network class.
+        c_in: ``"edm"`` (``1/sqrt(s^2 + sd^2)``) or ``"data"`` (``1/sd`` at every noise level: the
+            network sees ``u`` on one fixed scale, so a function of ``u`` learnt at one noise level
+            carries over to the others; fine while ``s`` stays below a few ``sd``).
 
     Buffers ``mean [n]``, ``scale []`` (and ``U [n, rank]``, ``lam [rank]``) are set by
     ``set_data_stats``; ``config`` is the JSON-able dict that rebuilds the module.
     """
 
     def __init__(self, arch: str, n: int, sigma_data: float = 0.5, skip: str = "edm", rank: int = 0,
-                 net: dict[str, Any] | None = None) -> None:
+                 net: dict[str, Any] | None = None, c_in: str = "edm") -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
         if skip not in SKIPS:
             raise ValueError(f"unknown skip {skip!r}; choose one of {SKIPS}")
+        if c_in not in C_INS:
+            raise ValueError(f"unknown c_in {c_in!r}; choose one of {C_INS}")
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         net = _full_kwargs(ARCHS[arch], dict(net or {}))
         self.arch, self.n, self.sigma_data, self.skip, self.rank = arch, n, float(sigma_data), skip, rank
+        self.c_in = c_in
         self.net = ARCHS[arch](n, **net)
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("scale", torch.ones(()))
@@ -79,7 +95,7 @@ class EDMDenoiser(nn.Module):
             self.register_buffer("U", torch.zeros(n, rank))
             self.register_buffer("lam", torch.zeros(rank))
         self.config: dict[str, Any] = {"arch": arch, "n": n, "sigma_data": self.sigma_data, "skip": skip,
-                                       "rank": rank, "net": net}
+                                       "rank": rank, "net": net, "c_in": c_in}
 
     @staticmethod
     def data_stats(x: Tensor) -> dict[str, Any]:
@@ -114,12 +130,18 @@ class EDMDenoiser(nn.Module):
         s = sigma_like(sigma, y) / scale  # [B, 1], normalised units
         u = (y - self.mean.to(y.dtype)) / scale
         c_skip, c_out, c_in, c_noise = edm_scalings(s, self.sigma_data)
+        if self.c_in == "data":
+            c_in = torch.full_like(c_in, 1 / self.sigma_data)
         if self.skip == "wiener":
             U, lam = self.U.to(y.dtype), self.lam.to(y.dtype)
             skip = ((u @ U) * (lam / (lam + s**2))) @ U.T
         else:
             skip = c_skip * u
-        out = skip + c_out * self.net(c_in * u, c_noise.reshape(-1))
+        f = self.net(c_in * u, c_noise.reshape(-1))
+        if getattr(self.net, "gate", False):
+            f, g, g0 = f[:, : self.n], f[:, self.n : 2 * self.n], f[:, 2 * self.n :]
+            skip = skip + (g + g0) * u
+        out = skip + c_out * f
         return self.mean.to(y.dtype) + scale * out
 
 
@@ -143,7 +165,7 @@ def build_denoiser(config: dict[str, Any]) -> EDMDenoiser:
     try:
         return EDMDenoiser(arch=config["arch"], n=int(config["n"]), sigma_data=float(config["sigma_data"]),
                            skip=config.get("skip", "edm"), rank=int(config.get("rank", 0)),
-                           net=config.get("net", {}))
+                           net=config.get("net", {}), c_in=config.get("c_in", "edm"))
     except KeyError as exc:
         raise ValueError(f"denoiser config lacks the key {exc.args[0]!r}") from None
     except TypeError as exc:
