@@ -56,9 +56,10 @@ QUICK_RECIPE: dict[str, Any] = {
     "depth": 3,
     "gate": True,
     "squares": True,
+    "delta": True,
     "skip": "wiener",
     "c_in": "data",
-    "steps": 1500,
+    "steps": 3000,
     "batch_size": 256,
     "lr": 2e-3,
     "warmup": 100,
@@ -70,12 +71,12 @@ QUICK_RECIPE: dict[str, Any] = {
 
 #: The paper's sizes, meant for a GPU: ``PAPER_RECIPE["mlp"]`` and ``PAPER_RECIPE["dit"]``.
 PAPER_RECIPE: dict[str, dict[str, Any]] = {
-    "mlp": {"arch": "mlp", "width": 1024, "depth": 6, "skip": "edm", "steps": 50_000, "batch_size": 512,
-            "lr": 1e-3, "warmup": 1000, "sigma_dist": "loguniform", "sigma_min": 0.002, "sigma_max": 2.0,
-            "ema_decay": 0.9995},
-    "dit": {"arch": "dit", "hidden": 128, "heads": 16, "depth": 8, "patch": 4, "skip": "edm",
+    "mlp": {"arch": "mlp", "width": 1024, "depth": 6, "gate": True, "squares": True, "delta": True,
+            "skip": "wiener", "c_in": "data", "steps": 50_000, "batch_size": 512, "lr": 1e-3, "warmup": 1000,
+            "sigma_dist": "loguniform", "sigma_min": 0.002, "sigma_max": 1.0, "ema_decay": 0.9995},
+    "dit": {"arch": "dit", "hidden": 128, "heads": 16, "depth": 8, "patch": 4, "skip": "wiener",
             "steps": 50_000, "batch_size": 512, "lr": 3e-4, "warmup": 1000, "sigma_dist": "loguniform",
-            "sigma_min": 0.002, "sigma_max": 2.0, "ema_decay": 0.9995},
+            "sigma_min": 0.002, "sigma_max": 1.0, "ema_decay": 0.9995},
 }
 
 SIGMA_DISTS = ("loguniform", "lognormal")

@@ -57,6 +57,8 @@ class MLP(nn.Module):
         gate: output ``[B, 2n + 1]``: ``F``, per-coordinate gains ``G`` and a shared gain ``g0``,
             which the preconditioning applies as an input-dependent diagonal skip ``(G + g0) * u``
             (see ``scorelid.nn.precond``).
+        delta: also output ``n`` values ``Delta`` that the preconditioning adds to the skip path
+            without the ``c_out`` factor (an "x-prediction" residual, see ``scorelid.nn.precond``).
         glu: gated blocks ``W2 (SiLU(a) * b)`` (SwiGLU, Shazeer 2020) instead of ``W2 SiLU(a)``;
             products of linear features make quadratic forms such as ``|y|^2`` (curvature of
             spheres and tori) cheap to represent.
@@ -64,20 +66,20 @@ class MLP(nn.Module):
 
     def __init__(self, n: int, width: int = 512, depth: int = 4, emb_dim: int = 128,
                  expansion: int = 1, glu: bool = False, norm: bool = False, gate: bool = False,
-                 squares: bool = False) -> None:
+                 squares: bool = False, delta: bool = False) -> None:
         super().__init__()
         self.embed = NoiseEmbedding(emb_dim)
         self.squares = squares
         self.inp = nn.Linear(2 * n if squares else n, width)
         self.blocks = nn.ModuleList(_Block(width, emb_dim, expansion, glu, norm) for _ in range(depth))
         self.out_norm = nn.LayerNorm(width) if norm else nn.Identity()
-        self.gate = gate
-        self.out = nn.Linear(width, 2 * n + 1 if gate else n)
+        self.gate, self.delta = gate, delta
+        self.out = nn.Linear(width, n + (n + 1 if gate else 0) + (n if delta else 0))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
-        """``x_in [B, n]``, ``c_noise [B]`` -> ``[B, n]`` (``[B, 2n + 1]`` with ``gate``)."""
+        """``x_in [B, n]``, ``c_noise [B]`` -> ``[B, n]``, then ``n + 1`` gate values (``gate``), then ``n`` (``delta``)."""
         emb = self.embed(c_noise)
         h0 = self.inp(torch.cat([x_in, x_in * x_in], dim=1) if self.squares else x_in)
         h = h0

@@ -24,7 +24,8 @@ depend on ``s``; for a sphere or the circles of a torus that projection is ``u *
 per block, i.e. a gain (shared by all coordinates for a sphere: ``g0`` then gets the signal of
 every coordinate at once).  Without the gate the network would have to output that correction
 divided by ``c_out ~ s``, a target whose sensitivity to ``|u|`` grows like ``1/s`` and which MLPs
-learn very slowly.
+learn very slowly.  ``MLP(delta=True)`` adds a general unscaled output ``Delta`` the same way
+(the projection's correction need not be along ``u``).
 """
 
 from __future__ import annotations
@@ -138,9 +139,13 @@ class EDMDenoiser(nn.Module):
         else:
             skip = c_skip * u
         f = self.net(c_in * u, c_noise.reshape(-1))
+        n = self.n
         if getattr(self.net, "gate", False):
-            f, g, g0 = f[:, : self.n], f[:, self.n : 2 * self.n], f[:, 2 * self.n :]
+            g, g0 = f[:, n : 2 * n], f[:, 2 * n : 2 * n + 1]
             skip = skip + (g + g0) * u
+        if getattr(self.net, "delta", False):
+            skip = skip + f[:, -n:]
+        f = f[:, :n]
         out = skip + c_out * f
         return self.mean.to(y.dtype) + scale * out
 
