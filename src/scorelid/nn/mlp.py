@@ -79,7 +79,10 @@ class MLP(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
-        """``x_in [B, n]``, ``c_noise [B]`` -> ``[B, n]``, then ``n + 1`` gate values (``gate``), then ``n`` (``delta``)."""
+        """``x_in [B, n]``, ``c_noise [B]`` -> ``[B, n_out]``.
+
+        ``n_out = n`` (``F``), plus ``n + 1`` gate values with ``gate``, plus ``n`` with ``delta``.
+        """
         emb = self.embed(c_noise)
         h0 = self.inp(torch.cat([x_in, x_in * x_in], dim=1) if self.squares else x_in)
         h = h0
