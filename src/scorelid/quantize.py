@@ -46,9 +46,35 @@ def quantize_weights(module: nn.Module, quant: str, include_conv: bool = False) 
     ]
     quantize(module, weights=qint8 if quant == "int8" else qint4, exclude=exclude or None)
     freeze(module)
+    for m in module.modules():
+        if type(getattr(m, "weight", None)).__name__ not in ("Parameter", "Tensor", "NoneType"):
+            m.register_forward_pre_hook(_contiguous_input)
+            m.register_forward_hook(lambda _m, _a, out: _ContiguousGrad.apply(out))
     if quantized_fraction(module) == 0:
         raise ValueError(f"{type(module).__name__} has no layers that could be quantized to {quant}")
     return module
+
+
+def _contiguous_input(module: nn.Module, args: tuple) -> tuple:
+    """quanto's backward views its saved input and the incoming gradient as 2-D, which fails on
+    non-contiguous tensors (SD3 attention); hand it contiguous ones (with ``_ContiguousGrad``)."""
+    return (args[0].contiguous(), *args[1:]) if args else args
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient (quanto views it too)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
 
 
 def quantized_fraction(module: nn.Module) -> float:

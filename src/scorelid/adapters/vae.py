@@ -40,7 +40,7 @@ class LatentCodec:
     def device(self) -> torch.device:
         return next(self.vae.parameters()).device
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
         """``[B, 3, H, W]`` in ``[-1, 1]`` -> latents ``[B, C, H/f, W/f]`` float32."""
         if images.ndim != 4 or images.shape[1] != 3:
@@ -48,7 +48,7 @@ class LatentCodec:
         z = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mode()
         return ((z.float() - self.shift_factor) * self.scaling_factor).contiguous()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """Latents -> images ``[B, 3, H, W]`` in ``[-1, 1]`` (float32)."""
         z = latents.to(self.device, torch.float32) / self.scaling_factor + self.shift_factor
