@@ -85,3 +85,17 @@ def test_c_in_data_feeds_one_scale():
     torch.testing.assert_close(seen[0], y / 0.5)
     with pytest.raises(ValueError, match="c_in"):
         EDMDenoiser("mlp", 3, c_in="other")
+
+
+def test_delta_is_added_without_c_out():
+    torch.manual_seed(0)
+    m = EDMDenoiser("mlp", 4, sigma_data=0.5, net={"width": 8, "depth": 1, "gate": True, "delta": True})
+    assert m.net.out.out_features == 4 + 5 + 4
+    with torch.no_grad():
+        m.net.out.bias[:4] = 1.0  # F: scaled by c_out
+        m.net.out.bias[-4:] = torch.tensor([0.1, 0.2, 0.3, 0.4])  # Delta: not scaled
+    y = torch.randn(3, 4)
+    s = 0.2
+    c_skip, c_out = 0.25 / (s**2 + 0.25), s * 0.5 / (s**2 + 0.25) ** 0.5
+    expected = c_skip * y + c_out * 1.0 + torch.tensor([0.1, 0.2, 0.3, 0.4])
+    torch.testing.assert_close(m(y, s), expected)
