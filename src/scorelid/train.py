@@ -215,7 +215,8 @@ def train_denoiser(
         checkpoint_every: steps between training checkpoints (default ``steps // 10``).
         progress: show a tqdm bar.
         resume: continue from the newest checkpoint in ``out_dir`` if there is one (it must
-            have been made with the same settings and data, else ``ValueError``).
+            have been made with the same settings and data, else ``ValueError``).  Without it,
+            old checkpoints in ``out_dir/checkpoints`` are removed first.
         skip, c_in: EDM skip path (``"edm"``/``"wiener"``) and input scaling (``"edm"``/``"data"``),
             see ``scorelid.nn.precond``.
         sigma_dist, sigma_min, sigma_max, p_mean, p_std: the noise-level law (``SigmaSampler``).
@@ -284,6 +285,10 @@ def train_denoiser(
         sums, counts = tensors["lid.sums"].clone(), tensors["lid.counts"].clone()
         history, start, elapsed = meta["history"], int(meta["step"]), float(meta.get("seconds", 0.0))
 
+    if out_dir is not None and not resume:
+        import shutil
+
+        shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)  # a fresh run: no stale state
     x_dev = x.to(device)
     sd = stats["sigma_data"]
     tail_start = math.floor((1 - lid_tail) * steps)
