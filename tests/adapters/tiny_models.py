@@ -7,12 +7,16 @@ transformer and the scheduler, and return its path.  Images are 16 x 16 pixels, 
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["IMAGE_SIZE", "build_sd2", "build_sd3", "clip_tokenizer", "t5_tokenizer"]
+__all__ = ["IMAGE_SIZE", "build_sd2", "build_sd3", "cached", "clip_tokenizer", "t5_tokenizer", "write_images"]
 
 IMAGE_SIZE = 16  # pixels; latents are IMAGE_SIZE // 2
 
@@ -136,3 +140,42 @@ def build_sd3(root: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(str(root))
     return root
+
+
+_BUILDERS = {
+    "sd2-eps": lambda root: build_sd2(root, "epsilon"),
+    "sd2-v": lambda root: build_sd2(root, "v_prediction"),
+    "sd3": build_sd3,
+}
+
+
+def cached(kind: str) -> Path:
+    """The tiny pipeline ``kind`` (``sd2-eps``, ``sd2-v``, ``sd3``), built once per test process."""
+    root = Path(tempfile.gettempdir()) / f"scorelid-tiny-{os.getpid()}"
+    d = root / kind
+    if not (d / "model_index.json").is_file():
+        if not root.exists():
+            root.mkdir(parents=True)
+            atexit.register(shutil.rmtree, root, True)
+        _BUILDERS[kind](d)
+    return d
+
+
+def write_images(folder: Path, n: int, seed: int = 0, bad: int = 0) -> list[Path]:
+    """``n`` random RGB PNGs of assorted sizes (and ``bad`` undecodable ones) in ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = 16 + 3 * (i % 3), 16 + 5 * (i % 2)
+        p = folder / f"img{i:03d}.png"
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype("uint8")).save(p)
+        paths.append(p)
+    for j in range(bad):
+        p = folder / f"broken{j}.png"
+        p.write_bytes(b"not an image")
+        paths.append(p)
+    return sorted(paths)
