@@ -34,7 +34,8 @@ def denoiser_trace(
 ) -> Tensor:
     """``tr dD/dy`` at each row of ``y`` ``[R, *shape]``: ``[R]`` float64.
 
-    Rows are processed ``ctx.batch_size`` at a time (exact: fewer, since the basis is batched too).
+    Rows are processed ``ctx.batch_size`` at a time; the exact trace pushes ``batch_size // rows``
+    basis vectors through together (forward mode) or loops over them (reverse mode).
     Hutchinson probes of row ``r`` come from the generator of ``(ctx.seed, indices[r], stream)``
     with ``stream = PROBE_STREAM + draws[r]``: rows that share a point (several noise draws of
     it) get independent probes.
@@ -46,7 +47,7 @@ def denoiser_trace(
     R = y.shape[0]
     streams = PROBE_STREAM + (torch.zeros(R, dtype=torch.long) if draws is None else draws.cpu())
     out = torch.empty(R, dtype=torch.float64, device=y.device)
-    step = ctx.batch_size if trace == "hutchinson" else max(1, ctx.batch_size // 16)
+    step = ctx.batch_size  # rows per pass; the exact trace batches basis vectors up to the same size
     for start in range(0, R, step):
         yb = y[start : start + step].detach()
         sb = sigma[start : start + step] if _is_vec(sigma) else sigma
