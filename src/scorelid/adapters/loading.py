@@ -3,8 +3,8 @@
 Only the parts needed are loaded: the VAE, the UNet or transformer, and the scheduler's config.
 The text encoders are loaded once, to compute the empty-prompt conditioning, which is cached as
 safetensors (``cache_dir``, default ``$SCORELID_CACHE_DIR`` or ``~/.cache/scorelid``) under a key
-made from the directory and its text encoders' configs and weight files; later runs read the
-cache and skip the text encoders.
+made from the resolved directory and its ``model_index.json``; later runs read the cache and
+never touch the text encoders (they may even be deleted).
 
 Families are told apart by ``model_index.json``: a ``transformer`` component means flow matching
 (SD3/SD3.5, ``FlowDenoiser``), a ``unet`` means a VP schedule (SD 1.x/2.x, ``VPDenoiser``).
@@ -102,16 +102,14 @@ def _require(path: Path, part: str, config: str, weights: bool = True) -> None:
         raise FileNotFoundError(f"{path}: component '{part}' has no weights ({part}/*.safetensors)")
 
 
-def _cache_key(path: Path, family: str, parts: list[str]) -> str:
-    h = hashlib.sha256(f"{path.resolve()}|{family}".encode())
-    for part in parts:
-        d = path / part
-        for f in sorted(d.glob("*")) if d.is_dir() else []:
-            if f.suffix == ".json" or f.suffix == ".txt" or f.suffix == ".model":
-                h.update(f.name.encode() + f.read_bytes())
-            elif f.is_file():
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+def _cache_key(path: Path, family: str) -> str:
+    """Key of the conditioning cache: the resolved directory and its ``model_index.json``.
+
+    It must not depend on the text encoders' files, so that they can be absent later.  After
+    replacing the text encoders in place, delete the cache file (or use another ``cache_dir``).
+    """
+    h = hashlib.sha256(f"{path.resolve()}|{family}|".encode())
+    h.update((path / "model_index.json").read_bytes())
     return h.hexdigest()[:20]
 
 
@@ -134,7 +132,7 @@ def empty_prompt_conditioning(
     index = _read_index(path)
     parts = [p for p in _TEXT_PARTS[family] if _listed(index, p)]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    file = cache / f"empty-prompt-{family}-{_cache_key(path, family, parts)}.safetensors"
+    file = cache / f"empty-prompt-{family}-{_cache_key(path, family)}.safetensors"
     if file.is_file():
         return load_file(str(file)), file
     for p in parts:
