@@ -1,0 +1,283 @@
+"""``ScoreLID``: a scikit-learn style LID estimator (train a denoiser on ``X``, then LID per point).
+
+    >>> from scorelid import ScoreLID
+    >>> est = ScoreLID(sigma=0.05).fit(X)          # trains a denoiser on X   ([N, n] array)
+    >>> est.dimension_, est.dimension_pw_          # mean LID, per-point LID of X ([N])
+    >>> est.predict(X_new)                         # per-point LID of new points ([M])
+    >>> est.transform(X_new)                       # the same as a column ([M, 1]) for Pipelines
+
+Like ``skdim.id.*`` estimators, ``fit`` stores ``dimension_pw_`` / ``dimension_``.  Unlike them the
+estimate of a new point does not need the training set: it is ``scorelid.estimate(denoiser_, x,
+method, sigma)``, so ``predict`` scores points the model never saw (anomaly detection).
+
+Noise seeds.  Each point's noise (DSM) and probes (Hutchinson traces) are seeded by
+``(random_state, hash of the point's float32 bytes)``, not by its row number, so a point gets the
+same LID whatever batch, order or subset it comes in (``predict(X)[i] == predict(X[i:i+1])``).
+
+Wrapping a trained denoiser: ``ScoreLID.from_denoiser(D, sigma=...)`` (or ``denoiser=D``) uses any
+``D(y, sigma)`` (a scorelid checkpoint, a ``scorelid.analytic`` closed form, an adapter) with no
+training; ``fit(X)`` then only validates ``X`` and computes ``dimension_pw_``.
+
+Persistence: ``save(path)`` writes the denoiser with ``scorelid.save_denoiser`` (``config.json`` +
+``model.safetensors``) and the estimator's parameters to ``scorelid_estimator.json``; no pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import Tensor
+
+from scorelid.denoiser import Denoiser
+from scorelid.estimators import METHODS, estimate
+from scorelid.io import atomic_write_json
+
+__all__ = ["ESTIMATOR_CONFIG", "ScoreLID", "point_seeds"]
+
+#: File beside the denoiser's ``config.json`` holding the estimator's parameters.
+ESTIMATOR_CONFIG = "scorelid_estimator.json"
+_FORMAT = "scorelid-estimator"
+# Parameters that are saved in ESTIMATOR_CONFIG (the denoiser itself goes to safetensors).
+_SAVED = ("arch", "method", "sigma", "n_noise", "train_steps", "batch_size", "lr", "random_state",
+          "train_options", "estimate_options", "estimate_batch_size")
+
+
+def point_seeds(x: np.ndarray) -> Tensor:
+    """Per-row noise indices ``[N]`` int64 from a hash of each row's float32 bytes (``< 2**56``)."""
+    rows = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+    return torch.tensor(
+        [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=7).digest(), "little") for r in rows],
+        dtype=torch.long,
+    )
+
+
+class ScoreLID(TransformerMixin, BaseEstimator):
+    """Per-point local intrinsic dimension from a denoiser trained on the data.
+
+    Args:
+        arch: denoiser network, ``"mlp"`` or ``"dit"`` (see ``scorelid.train_denoiser``).
+        method: LID estimator, one of ``scorelid.METHODS`` (``"dsm"``: forward passes only;
+            ``"flipd"``: exact Jacobian trace by default).
+        sigma: noise level on the VE scale, in the units of ``X`` (choose it well below the
+            data's spread; 0.05 suits data scaled to about unit range).
+        n_noise: noise draws per point for ``dsm``/``ism`` (``None``: the method's default).
+        train_steps, batch_size, lr: training length, batch rows, peak learning rate; ``None``
+            takes ``scorelid.train.QUICK_RECIPE``'s value.
+        device: ``"cpu"``, ``"cuda"``...; ``None``: CUDA when available, else CPU.
+        random_state: seeds training and the estimation noise (``None``: 0, so results repeat).
+        denoiser: an already-trained ``D(y, sigma)``; when given, ``fit`` does not train.
+        train_options: extra keyword arguments for ``train_denoiser`` (override QUICK_RECIPE,
+            e.g. ``{"width": 64, "depth": 2}``).
+        estimate_options: extra keyword arguments for ``scorelid.estimate`` (e.g. ``{"trace":
+            "hutchinson", "n_probes": 16}`` for FLIPD).
+        estimate_batch_size: rows per denoiser call while estimating (``None``: automatic).
+        progress: progress bars while training and estimating.
+
+    Attributes (after ``fit``):
+        denoiser_: the denoiser used.
+        dimension_pw_: ``[N]`` float64 per-point LID of the training points.
+        dimension_: float, their mean.
+        n_features_in_: ``n``, the number of columns of ``X``.
+    """
+
+    def __init__(
+        self,
+        arch: str = "mlp",
+        method: str = "dsm",
+        sigma: float = 0.05,
+        n_noise: int | None = 8,
+        train_steps: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        device: str | None = None,
+        random_state: int | None = None,
+        denoiser: Denoiser | None = None,
+        train_options: dict[str, Any] | None = None,
+        estimate_options: dict[str, Any] | None = None,
+        estimate_batch_size: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.arch = arch
+        self.method = method
+        self.sigma = sigma
+        self.n_noise = n_noise
+        self.train_steps = train_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.random_state = random_state
+        self.denoiser = denoiser
+        self.train_options = train_options
+        self.estimate_options = estimate_options
+        self.estimate_batch_size = estimate_batch_size
+        self.progress = progress
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_denoiser(cls, denoiser: Denoiser, n_features: int | None = None, **params: Any) -> ScoreLID:
+        """An estimator around a trained ``denoiser``: ``predict`` works at once (no ``fit``).
+
+        Args:
+            denoiser: any ``D(y, sigma)`` on vectors ``[B, n]``.
+            n_features: ``n``; when given, inputs with another width are refused.
+            **params: the other constructor parameters (``method``, ``sigma``, ...).
+        """
+        est = cls(denoiser=denoiser, **params)
+        est._check_params()
+        est.denoiser_ = denoiser
+        if n_features is not None:
+            est.n_features_in_ = int(n_features)
+        return est
+
+    def _check_params(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {sorted(METHODS)}")
+        if self.arch not in ("mlp", "dit"):
+            raise ValueError(f"arch must be 'mlp' or 'dit', got {self.arch!r}")
+        if not (isinstance(self.sigma, int | float) and self.sigma > 0 and np.isfinite(self.sigma)):
+            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+        if self.n_noise is not None and (not isinstance(self.n_noise, int | np.integer) or self.n_noise < 1):
+            raise ValueError(f"n_noise must be an integer >= 1 or None, got {self.n_noise!r}")
+        if self.train_steps is not None and (not isinstance(self.train_steps, int | np.integer)
+                                             or self.train_steps < 1):
+            raise ValueError(f"train_steps must be an integer >= 1 or None, got {self.train_steps!r}")
+
+    def _device(self) -> torch.device:
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    # ------------------------------------------------------------------ sklearn API
+    def fit(self, X: Any, y: Any = None) -> ScoreLID:
+        """Train a denoiser on ``X`` ``[N, n]`` (unless one was given) and estimate its LID.
+
+        ``y`` is ignored (present for Pipeline compatibility).
+        """
+        self._check_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        if self.denoiser is not None:
+            self.denoiser_ = self.denoiser
+        else:
+            from scorelid.train import QUICK_RECIPE, train_denoiser
+
+            recipe = {k: v for k, v in QUICK_RECIPE.items() if k not in ("arch", "steps", "batch_size", "lr")}
+            if self.arch != "mlp":  # QUICK_RECIPE's network options are for the MLP
+                recipe = {k: v for k, v in recipe.items() if k not in ("width", "depth", "gate", "squares",
+                                                                      "delta", "c_in")}
+            recipe.update(self.train_options or {})
+            self.denoiser_ = train_denoiser(
+                torch.tensor(np.asarray(X, dtype=np.float32)), arch=self.arch,
+                steps=int(self.train_steps or QUICK_RECIPE["steps"]),
+                batch_size=int(self.batch_size or QUICK_RECIPE["batch_size"]),
+                lr=float(self.lr or QUICK_RECIPE["lr"]), seed=self._seed(), device=self._device(),
+                progress=self.progress, **recipe,
+            )
+        self.dimension_pw_ = self._estimate(X)
+        self.dimension_ = float(self.dimension_pw_.mean())
+        return self
+
+    def _estimate(self, X: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self._device())
+        lid = estimate(
+            self.denoiser_, x, self.method, float(self.sigma), n_noise=self.n_noise, seed=self._seed(),
+            batch_size=self.estimate_batch_size, indices=point_seeds(X), progress=self.progress,
+            **(self.estimate_options or {}),
+        )
+        return lid.numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Per-point LID ``[M]`` (float64) of points ``X`` ``[M, n]`` under the fitted denoiser."""
+        if not hasattr(self, "denoiser_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call fit(X) or use "
+                "ScoreLID.from_denoiser(D) before predict/transform."
+            )
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not hasattr(self, "n_features_in_"))
+        return self._estimate(X)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Per-point LID as a column ``[M, 1]`` (a transformer's output must be 2-D)."""
+        return self.predict(X)[:, None]
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``fit(X).dimension_pw_`` as a column ``[N, 1]`` (no second pass over ``X``)."""
+        return self.fit(X, y).dimension_pw_[:, None]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The one output column's name: ``["lid"]``."""
+        check_is_fitted(self, "denoiser_")
+        return np.asarray(["lid"], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.requires_fit = True
+        return tags
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted estimator to directory ``path``; returns it.
+
+        The denoiser goes through ``scorelid.save_denoiser`` (so ``path`` is also a plain
+        denoiser directory for ``scorelid.load_denoiser`` and ``scorelid estimate``); the
+        parameters and fitted summary go to ``scorelid_estimator.json``.  Only trained scorelid
+        denoisers can be saved (a wrapped closed form or adapter has no weights file here).
+        """
+        from scorelid.checkpoint import save_denoiser
+        from scorelid.nn.precond import EDMDenoiser
+
+        check_is_fitted(self, "denoiser_")
+        if not isinstance(self.denoiser_, EDMDenoiser):
+            raise ValueError(
+                f"only a scorelid-trained denoiser can be saved, this estimator wraps a "
+                f"{type(self.denoiser_).__name__}; save that model with its own format"
+            )
+        path = Path(path)
+        save_denoiser(self.denoiser_, path)
+        params = {k: getattr(self, k) for k in _SAVED}
+        fitted = {"n_features_in_": getattr(self, "n_features_in_", None),
+                  "dimension_": getattr(self, "dimension_", None)}
+        if hasattr(self, "dimension_pw_"):
+            fitted["dimension_pw_"] = [float(v) for v in self.dimension_pw_]
+        atomic_write_json(path / ESTIMATOR_CONFIG, {"format": _FORMAT, "version": 1, "params": params,
+                                                    "fitted": fitted})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> ScoreLID:
+        """Load an estimator written by ``save`` (``FileNotFoundError``/``ValueError`` if absent/corrupt)."""
+        from scorelid.checkpoint import load_denoiser
+
+        path = Path(path)
+        cfg_file = path / ESTIMATOR_CONFIG
+        if not cfg_file.is_file():
+            raise FileNotFoundError(f"no saved ScoreLID estimator at {path} (missing {ESTIMATOR_CONFIG})")
+        try:
+            meta = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"corrupt estimator config {cfg_file}: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            raise ValueError(f"{cfg_file} is not a ScoreLID estimator config")
+        params = {k: v for k, v in meta.get("params", {}).items() if k in _SAVED}
+        den = load_denoiser(path, device=device or "cpu")
+        est = cls(device=device, **params)
+        est.denoiser_ = den
+        fitted = meta.get("fitted", {})
+        if fitted.get("n_features_in_") is not None:
+            est.n_features_in_ = int(fitted["n_features_in_"])
+        if fitted.get("dimension_pw_") is not None:
+            est.dimension_pw_ = np.asarray(fitted["dimension_pw_"], dtype=np.float64)
+            est.dimension_ = float(fitted["dimension_"])
+        return est
