@@ -49,7 +49,7 @@ def quantize_weights(module: nn.Module, quant: str, include_conv: bool = False) 
     for m in module.modules():
         if type(getattr(m, "weight", None)).__name__ not in ("Parameter", "Tensor", "NoneType"):
             m.register_forward_pre_hook(_contiguous_input)
-            m.register_forward_hook(lambda _m, _a, out: _ContiguousGrad.apply(out))
+            m.register_forward_hook(_contiguous_grad)
     if quantized_fraction(module) == 0:
         raise ValueError(f"{type(module).__name__} has no layers that could be quantized to {quant}")
     return module
@@ -59,6 +59,10 @@ def _contiguous_input(module: nn.Module, args: tuple) -> tuple:
     """quanto's backward views its saved input and the incoming gradient as 2-D, which fails on
     non-contiguous tensors (SD3 attention); hand it contiguous ones (with ``_ContiguousGrad``)."""
     return (args[0].contiguous(), *args[1:]) if args else args
+
+
+def _contiguous_grad(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+    return _ContiguousGrad.apply(out) if torch.is_grad_enabled() and out.requires_grad else out
 
 
 class _ContiguousGrad(torch.autograd.Function):

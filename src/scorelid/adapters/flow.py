@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from scorelid.adapters.schedule import NoiseLevel, check_below_range
-from scorelid.adapters.vp import _module_dtype, expand_conditioning
+from scorelid.adapters.vp import _module_dtype, call_network, expand_conditioning
 from scorelid.denoiser import SigmaLike, sigma_like
 
 __all__ = ["FlowDenoiser"]
@@ -54,6 +54,7 @@ class FlowDenoiser:
         self.s_min = float(s_min)
         self.below_range = below_range
         self.dtype = dtype or _module_dtype(transformer)
+        self.exit_inference_mode = False  # set for weight-quantized networks
 
     @property
     def sigma_min(self) -> float:
@@ -74,6 +75,8 @@ class FlowDenoiser:
         x_s = (1 - s) * y
         t = (s.detach().reshape(-1) * self.num_train_timesteps).to(torch.float32)
         cond = expand_conditioning(self.conditioning, y.shape[0], self.dtype)
-        out = self.transformer(hidden_states=x_s.to(self.dtype), timestep=t, **cond)
+        out = call_network(
+            self.transformer, self.exit_inference_mode, hidden_states=x_s.to(self.dtype), timestep=t, **cond
+        )
         v = (out.sample if hasattr(out, "sample") else out).to(y.dtype)
         return x_s - s * v

@@ -223,6 +223,7 @@ def load_model(
             conditioning={k: v.to(device) for k, v in cond.items()}, below_range=below_range, snap=snap,
             dtype=torch_dtype,
         )
+    den.exit_inference_mode = quant != "none"
     codec = LatentCodec(vae)
     size = int(net.config.sample_size) * codec.scale_factor
     return LoadedModel(

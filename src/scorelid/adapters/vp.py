@@ -44,6 +44,17 @@ def expand_conditioning(cond: Mapping[str, Tensor], batch: int, dtype: torch.dty
     return {k: v.to(dtype).expand(batch, *v.shape[1:]) for k, v in cond.items()}
 
 
+def call_network(net: nn.Module, exit_inference_mode: bool, *args, **kwargs):
+    """``net(*args, **kwargs)``; with ``exit_inference_mode`` an inference-mode call runs under
+    ``no_grad`` instead (optimum-quanto's int4 layers fail on inference tensors)."""
+    if not (exit_inference_mode and torch.is_inference_mode_enabled()):
+        return net(*args, **kwargs)
+    with torch.inference_mode(False), torch.no_grad():
+        args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
+        kwargs = {k: v.clone() if isinstance(v, Tensor) else v for k, v in kwargs.items()}
+        return net(*args, **kwargs)
+
+
 class VPDenoiser:
     """``D(y, sigma)`` from a UNet trained with a discrete VP schedule.
 
@@ -82,6 +93,7 @@ class VPDenoiser:
         self.below_range = below_range
         self.snap = snap
         self.dtype = dtype or _module_dtype(unet)
+        self.exit_inference_mode = False  # set for weight-quantized networks
 
     @property
     def sigma_min(self) -> float:
@@ -107,7 +119,8 @@ class VPDenoiser:
         sqrt_abar = (1 + s * s).rsqrt()
         x_t = sqrt_abar * y
         cond = expand_conditioning(self.conditioning, y.shape[0], self.dtype)
-        out = self.unet(x_t.to(self.dtype), t.to(device=y.device, dtype=torch.float32), **cond)
+        t = t.to(device=y.device, dtype=torch.float32)
+        out = call_network(self.unet, self.exit_inference_mode, x_t.to(self.dtype), t, **cond)
         pred = (out.sample if hasattr(out, "sample") else out).to(y.dtype)
         if self.prediction_type == "epsilon":
             eps = pred
