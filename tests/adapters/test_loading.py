@@ -45,7 +45,8 @@ def test_conditioning_cached_and_text_encoders_skipped(tmp_path):
         shutil.rmtree(model / part)
     m = load_model(model, cache_dir=tmp_path / "cache")
     assert m.conditioning_cache == file
-    torch.testing.assert_close(m.denoiser.conditioning["encoder_hidden_states"], cond["encoder_hidden_states"])
+    key = "encoder_hidden_states"
+    torch.testing.assert_close(m.denoiser.conditioning[key], cond[key])
     # without the cache they are needed, and the error says which part is missing
     with pytest.raises(FileNotFoundError, match="'text_encoder' is missing"):
         load_model(model, cache_dir=tmp_path / "empty-cache")
@@ -55,7 +56,7 @@ def test_missing_parts_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="model directory not found"):
         load_model(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="model_index.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"model_index\.json is missing"):
         load_model(tmp_path / "empty")
     model = tmp_path / "sd2"
     shutil.copytree(cached("sd2-eps"), model)
