@@ -17,7 +17,7 @@ from collections.abc import Sequence
 __all__ = ["COMMANDS", "main"]
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("train", "estimate", "bench", "report", "images", "compare", "curve")
+COMMANDS = ("train", "estimate", "bench", "report", "images", "compare", "curve", "real")
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, OSError,
                    KeyError, RuntimeError)
