@@ -45,6 +45,7 @@ class RealConfig:
     """Sizes of the real-data benchmark (``quick`` default: a few minutes on 2 CPU cores)."""
 
     n_test: int = 300  # held-out digits (anomaly in-distribution set, UNet comparison)
+    n_digits: int | None = None  # training digits (None: all 1797 - n_test)
     n_patches: int = 1500  # training patches
     n_ood: int = 300  # points in each OOD set
     mlp_steps: int = 1500
@@ -222,6 +223,12 @@ def run_real(out_dir: str | os.PathLike, full: bool = False, config: RealConfig 
 
     # ---- data
     xtr, ytr, xte, _ = digits(cfg.n_test, seed=cfg.seed)
+    if cfg.n_digits is not None:
+        if not 2 * cfg.k < cfg.n_digits <= len(xtr):
+            raise ValueError(f"n_digits must be in ({2 * cfg.k}, {len(xtr)}], got {cfg.n_digits}")
+        xtr, ytr = xtr[:cfg.n_digits], ytr[:cfg.n_digits]
+    if not 2 * cfg.k < cfg.n_patches or cfg.n_ood < 1:
+        raise ValueError(f"need n_patches > {2 * cfg.k} and n_ood >= 1, got {cfg.n_patches}, {cfg.n_ood}")
     pall, _ = image_patches(cfg.n_patches + cfg.n_ood, seed=cfg.seed)
     ptr, pte = pall[:cfg.n_patches], pall[cfg.n_patches:]
 
