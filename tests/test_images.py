@@ -18,7 +18,7 @@ STABLE = ["path", "index", "method", "sigma", "sigma_used", "timestep", "lid", "
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return load_model(cached("sd2-v"), cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_model(cached("sd3"), cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 def test_find_and_load(tmp_path):
@@ -87,4 +87,4 @@ def test_settings_change_refused_and_existing_output_kept(model, tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_images(model, tmp_path / "im", out, RUN, progress=False)
     with pytest.raises(ValueError, match="below the smallest"):
-        run_images(model, tmp_path / "im", tmp_path / "low.csv", ImageRun(sigmas=[0.01]), progress=False)
+        run_images(model, tmp_path / "im", tmp_path / "low.csv", ImageRun(sigmas=[0.001]), progress=False)
