@@ -39,9 +39,11 @@ __all__ = [
     "DistInfo",
     "RankFailure",
     "all_ok",
+    "barrier",
     "finish_chunked",
     "init_distributed",
     "run_chunked",
+    "shutdown",
 ]
 
 
@@ -107,6 +109,18 @@ def all_ok(info: DistInfo, error: BaseException | None) -> None:
     if failed:
         text = "; ".join(f"rank {r} failed: {msg.splitlines()[0]}" for r, msg in failed)
         raise RankFailure(text) from error
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if info.active:
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group, if this process joined one (called when a command ends)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _fingerprint(job: dict[str, Any]) -> str:

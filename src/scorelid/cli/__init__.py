@@ -62,3 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = f"missing key {msg}"
         print(f"scorelid {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        from scorelid.distributed import shutdown
+
+        shutdown()  # leave torchrun's process group cleanly (no-op in one process)

@@ -4,6 +4,12 @@
 
 Writes one row per input point, in input order, with columns ``index, lid, method, sigma``;
 ``.csv`` or ``.parquet`` by the suffix of ``--out``, written atomically.
+
+Long runs resume: points are processed in chunks of ``--chunk`` points, each saved at once to
+``OUT.parts/``; rerunning the same command after an interruption computes only the missing chunks
+(the parts directory is removed once the output is written).  Under ``torchrun`` the chunks are
+shared among the processes (``scorelid.distributed``) and rank 0 writes the output; per-point
+results do not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--n-probes", type=int, default=None, help="Hutchinson probes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="refuse a model of another arch")
+    p.add_argument("--chunk", type=int, default=256,
+                   help="points per resumable chunk (also the unit shared among torchrun processes)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -65,11 +73,17 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray | list]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from scorelid import estimate, load_denoiser
+    from scorelid.distributed import barrier, finish_chunked, init_distributed, run_chunked
 
     if Path(args.out).suffix.lower() not in OUT_SUFFIXES:
         raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {Path(args.out).name!r}")
-    model = load_denoiser(args.model, device=args.device, arch=args.arch)
+    if args.chunk < 1:
+        raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
+    info = init_distributed(args.device)
+    model = load_denoiser(args.model, device=info.device, arch=args.arch)
     x = load_points(args.data)
     if x.ndim != 2 or x.shape[1] != model.n:
         raise ValueError(f"{args.data}: points have shape {x.shape}, but the model {args.model} "
@@ -78,14 +92,33 @@ def run(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in ("trace", "n_probes") if getattr(args, k) is not None}
     if options and args.method not in ("flipd", "ism"):
         raise ValueError(f"--trace/--n-probes apply to flipd and ism, not {args.method}")
-    import torch
 
-    xt = torch.from_numpy(np.ascontiguousarray(x)).to(args.device)
-    lid = estimate(model, xt, args.method, args.sigma, n_noise=args.n_noise, seed=args.seed,
-                   batch_size=args.batch_size, progress=not args.no_progress, **options).detach().numpy()
-    N = len(lid)
-    write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,
-                           "sigma": np.full(N, float(args.sigma))})
-    print(f"{args.method} sigma={args.sigma}: mean LID {lid.mean():.3f} over {N} points -> {args.out}",
-          file=sys.stderr)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(info.device)
+
+    def compute(sl: slice) -> np.ndarray:
+        idx = torch.arange(sl.start, sl.stop)
+        return estimate(model, xt[sl], args.method, args.sigma, n_noise=args.n_noise, seed=args.seed,
+                        batch_size=args.batch_size, indices=idx, **options).numpy()
+
+    job = {"data": _digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+           "method": args.method, "sigma": args.sigma, "n_noise": args.n_noise, "seed": args.seed,
+           **options}
+    parts = Path(f"{args.out}.parts")
+    lid = run_chunked(compute, len(x), parts, job, info, chunk=args.chunk,
+                      progress=not args.no_progress, desc=args.method)
+    if lid is not None:  # rank 0
+        N = len(lid)
+        write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,
+                               "sigma": np.full(N, float(args.sigma))})
+        finish_chunked(parts, info)
+        print(f"{args.method} sigma={args.sigma}: mean LID {lid.mean():.3f} over {N} points -> {args.out}",
+              file=sys.stderr)
+    barrier(info)  # every rank returns once the output exists
     return 0
+
+
+def _digest(x: np.ndarray) -> str:
+    """Content hash of the points: a parts directory is only reused for the same data."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
