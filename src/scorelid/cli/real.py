@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--unet-steps", type=int, default=None, help="UNet training steps")
     p.add_argument("--n-patches", type=int, default=None, help="training patches")
     p.add_argument("--n-digits", type=int, default=None, help="training digits (default: all but held-out)")
+    p.add_argument("--n-test", type=int, default=None, help="held-out digits (default 300)")
+    p.add_argument("--n-ood", type=int, default=None, help="points per out-of-distribution set (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = RealConfig.full() if args.full else RealConfig()
     over = {"sigma": args.sigma, "mlp_steps": args.mlp_steps, "unet_steps": args.unet_steps,
-            "n_patches": args.n_patches, "n_digits": args.n_digits}
+            "n_patches": args.n_patches, "n_digits": args.n_digits, "n_test": args.n_test,
+            "n_ood": args.n_ood}
     for key, val in over.items():
         if val is not None and not val > 0:
             raise ValueError(f"--{key.replace('_', '-')} must be > 0, got {val}")
