@@ -1,0 +1,119 @@
+"""Benchmark profiles: which manifolds, models, estimators and baselines a ``scorelid bench`` runs.
+
+``quick``: CPU, MLP only with ``QUICK_RECIPE`` (about a minute of training per manifold), the
+baselines at ``k = 50`` (the authors' README value, and the ``k`` of their CPU figures in
+``paper-protocol.md``; ESS at ``k = 100`` costs ~50 s per 1,000 points here, ``k = 50`` ~15 s),
+FLIPD with the exact trace up to ``n = 128`` and Hutchinson's (8 Rademacher probes) for
+hypertwinpeaks (``n = 256``, where the exact trace took ~18 s per 1,000 points and sigma here
+against ~0.6 s), the error and normal bundles at sigma = 0.05 only and on the first 250 of the
+1,000 evaluation points (``K = n`` forward passes per point), one torch thread.
+
+``paper``: for a GPU, MLP and DiT with ``PAPER_RECIPE``, baselines at ``k = 100``, the bundles at
+every sigma.
+
+Sigma is on the VE scale in the normalised data's units (see ``scorelid.data``); the paper's
+columns are flow times ``t``, which equal ``sigma / (1 + sigma)``, within 5% at these levels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PROFILES", "Profile", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings of one benchmark run (everything that changes its numbers, except seed and device).
+
+    Attributes:
+        name: profile name.
+        manifolds: manifold names (``scorelid.data.MANIFOLDS``).
+        dims: optional ``{name: (d, n)}`` overrides of the manifolds' dimensions.
+        n_train, n_eval: training points and held-out evaluation points per manifold.
+        archs: architectures to train (``"mlp"``, ``"dit"``).
+        recipes: ``{arch: train_denoiser keyword arguments}``.
+        sigmas: estimation noise levels for DSM and FLIPD (VE scale).
+        methods: row builders to run per model (``scorelid.bench.runner.ROW_BUILDERS``).
+        bundle_sigmas: noise levels of the error and normal bundles.
+        dsm_noise: noise draws per point for DSM.
+        flipd_exact_max_n: exact Jacobian trace up to this ambient dimension, Hutchinson above.
+        flipd_probes: Hutchinson probes.
+        baselines: scikit-dimension baselines (``scorelid.baselines.BASELINES``).
+        baseline_k: their neighbourhood size.
+        batch_size: rows per denoiser call (``None``: the estimators' default).
+        bundle_points: evaluate the error and normal bundles on the first this many evaluation
+            points only (``None``: all); they cost ``n`` forward passes per point.
+        num_threads: torch CPU threads for estimation (``None``: leave as is).  On our shared
+            2-core machine one thread ran DSM ~30x faster than two (3,800 vs ~100 points/s).
+    """
+
+    name: str
+    manifolds: tuple[str, ...]
+    n_train: int = 2000
+    n_eval: int = 1000
+    archs: tuple[str, ...] = ("mlp",)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sigmas: tuple[float, ...] = (0.01, 0.02, 0.05)
+    methods: tuple[str, ...] = ("dsm", "flipd", "error_bundle", "normal_bundle")
+    bundle_sigmas: tuple[float, ...] = (0.05,)
+    dsm_noise: int = 8
+    flipd_exact_max_n: int = 256
+    flipd_probes: int = 8
+    baselines: tuple[str, ...] = ("mle", "twonn", "ess", "lpca")
+    baseline_k: int = 50
+    dims: dict[str, tuple[int, int]] = field(default_factory=dict)
+    batch_size: int | None = None
+    bundle_points: int | None = None
+    num_threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def fingerprint(self) -> str:
+        """Short hash of every setting: a results directory belongs to one profile."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+
+_FIVE = ("hypersphere", "hyperball", "hypertwinpeaks", "clifford_torus", "nonlinear")
+
+
+def _quick() -> Profile:
+    from scorelid.train import QUICK_RECIPE
+
+    recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "arch"}
+    return Profile(name="quick", manifolds=_FIVE, archs=("mlp",), recipes={"mlp": recipe}, baseline_k=50,
+                   bundle_sigmas=(0.05,), flipd_exact_max_n=128, bundle_points=250, num_threads=1)
+
+
+def _paper() -> Profile:
+    from scorelid.train import PAPER_RECIPE
+
+    recipes = {a: {k: v for k, v in r.items() if k != "arch"} for a, r in PAPER_RECIPE.items()}
+    return Profile(name="paper", manifolds=_FIVE, archs=("mlp", "dit"), recipes=recipes, baseline_k=100,
+                   bundle_sigmas=(0.01, 0.02, 0.05), flipd_exact_max_n=256)
+
+
+PROFILES = {"quick": _quick, "paper": _paper}
+
+
+def get_profile(name: str, manifolds: list[str] | tuple[str, ...] | None = None) -> Profile:
+    """The named profile, optionally restricted to some ``manifolds`` (``ValueError`` if unknown)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    prof = PROFILES[name]()
+    if manifolds:
+        from scorelid.data import MANIFOLDS
+
+        bad = [m for m in manifolds if m not in MANIFOLDS]
+        if bad:
+            raise ValueError(f"unknown manifold(s) {bad}; choose from {sorted(MANIFOLDS)}")
+        prof = prof.replace(manifolds=tuple(dict.fromkeys(manifolds)))
+    return prof

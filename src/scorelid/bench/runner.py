@@ -1,0 +1,353 @@
+"""The manifold benchmark (the paper's Table 1): train, estimate on held-out points, record, report.
+
+Work is split into *units*: one per (manifold, arch) — train the model (or load it from the
+results directory), then run every estimator row on the evaluation points — plus one
+(manifold, ``"knn"``) unit for the nonparametric baselines.  Each finished unit is written
+atomically to ``DIR/units/<manifold>__<arch>.json`` (records) and ``.npz`` (per-point LIDs), and
+trained models to ``DIR/models/<manifold>__<arch>/``; a rerun of the same command skips finished
+units and resumes an interrupted training from its last checkpoint.
+
+Data: ``n_train`` training points drawn with seed ``2 * seed`` and ``n_eval`` evaluation points
+with seed ``2 * seed + 1`` (independent samples of the same normalised manifold); estimator
+noise uses ``seed``.
+
+Rows are built by ``ROW_BUILDERS``: ``{name: builder(profile, n) -> [RowSpec, ...]}``; a profile
+lists the builders it runs in ``profile.methods``.  Add a row type with ``register_rows``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from scorelid.bench.meter import measure
+from scorelid.bench.profiles import Profile
+from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
+
+__all__ = ["RECORD_KEYS", "ROW_BUILDERS", "RowSpec", "UnitData", "load_records", "register_rows", "run_bench",
+           "write_results"]
+
+RECORD_KEYS = ("manifold", "d", "n", "arch", "method", "sigma", "options", "mae", "mean_lid", "seconds",
+               "points_per_second", "peak_mem_bytes", "n_points", "device")
+BASELINE_ARCH = "knn"
+
+
+@dataclass
+class UnitData:
+    """What a row's function sees: evaluation points ``x [N, n]`` (on ``device``), training points
+    ``x_train [M, n]`` (CPU), true LIDs ``d_true [N]``, the denoiser (``None`` for baselines)."""
+
+    x: Tensor
+    x_train: Tensor
+    d_true: Tensor
+    denoiser: Any
+    device: torch.device
+    seed: int
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One result row: ``fn(unit) -> [N]`` per-point LIDs (``[n_points]`` when set: the first
+    ``n_points`` evaluation points).  ``options``: a short text shown in the results (e.g.
+    ``"K=8"``, ``"trace=exact"``, ``"k=50"``)."""
+
+    method: str
+    sigma: float | None
+    fn: Callable[[UnitData], Tensor]
+    options: str = ""
+    key: str = field(default="")
+    n_points: int | None = None  # rows evaluate only the first n_points evaluation points
+
+    def row_key(self) -> str:
+        return self.key or (self.method if self.sigma is None else f"{self.method}@{self.sigma!r}")
+
+
+def _est(method: str, sigma: float, points: int | None = None, **kw: Any) -> Callable[[UnitData], Tensor]:
+    from scorelid.estimators import estimate
+
+    def fn(u: UnitData) -> Tensor:
+        x = u.x if points is None else u.x[:points]
+        return estimate(u.denoiser, x, method, sigma, seed=u.seed, batch_size=u.profile.batch_size,
+                        progress=True, **kw)
+
+    return fn
+
+
+def _dsm_rows(p: Profile, n: int) -> list[RowSpec]:
+    return [RowSpec("dsm", s, _est("dsm", s, n_noise=p.dsm_noise), f"K={p.dsm_noise}") for s in p.sigmas]
+
+
+def _flipd_rows(p: Profile, n: int) -> list[RowSpec]:
+    if n <= p.flipd_exact_max_n:
+        return [RowSpec("flipd", s, _est("flipd", s, trace="exact"), "trace=exact") for s in p.sigmas]
+    return [RowSpec("flipd", s, _est("flipd", s, trace="hutchinson", n_probes=p.flipd_probes),
+                    f"trace=hutchinson,probes={p.flipd_probes}") for s in p.sigmas]
+
+
+def _bundle_rows(method: str, p: Profile, n: int) -> list[RowSpec]:
+    m = p.bundle_points
+    return [RowSpec(method, s, _est(method, s, m, n_noise=n), f"K={n}" + (f",first {m} points" if m else ""),
+                    n_points=m) for s in p.bundle_sigmas]
+
+
+def _error_bundle_rows(p: Profile, n: int) -> list[RowSpec]:
+    return _bundle_rows("error_bundle", p, n)
+
+
+def _normal_bundle_rows(p: Profile, n: int) -> list[RowSpec]:
+    return _bundle_rows("normal_bundle", p, n)
+
+
+#: builder name -> ``builder(profile, n) -> [RowSpec]`` (model rows; baselines are separate)
+ROW_BUILDERS: dict[str, Callable[[Profile, int], list[RowSpec]]] = {
+    "dsm": _dsm_rows,
+    "flipd": _flipd_rows,
+    "error_bundle": _error_bundle_rows,
+    "normal_bundle": _normal_bundle_rows,
+}
+
+
+def register_rows(name: str, builder: Callable[[Profile, int], list[RowSpec]]) -> None:
+    """Add (or replace) a row builder; profiles run it when ``name`` is in ``profile.methods``."""
+    ROW_BUILDERS[name] = builder
+
+
+def _baseline_rows(p: Profile) -> list[RowSpec]:
+    from scorelid.baselines import baseline_lid
+
+    def make(m: str) -> Callable[[UnitData], Tensor]:
+        return lambda u: baseline_lid(u.x.cpu(), m, p.baseline_k, reference=u.x_train, seed=u.seed,
+                                      progress=True)
+
+    return [RowSpec(m, None, make(m), f"k={p.baseline_k}") for m in p.baselines]
+
+
+# --------------------------------------------------------------------------- data and models
+
+
+def default_data(name: str, num: int, seed: int, profile: Profile) -> tuple[Tensor, Tensor]:
+    """``scorelid.data.manifold`` with the profile's dimension overrides."""
+    from scorelid.data import manifold
+
+    d, n = profile.dims.get(name, (None, None))
+    return manifold(name, num, seed, d=d, n=n)
+
+
+def default_train(x: Tensor, arch: str, recipe: dict[str, Any], seed: int, device: torch.device,
+                  out_dir: Path) -> Any:
+    """Load the finished model in ``out_dir`` or train it there (resuming from its checkpoints)."""
+    from scorelid import load_denoiser, train_denoiser
+
+    if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file():
+        return load_denoiser(out_dir, device=device)
+    return train_denoiser(x, arch=arch, seed=seed, device=device, out_dir=out_dir, resume=True, progress=True,
+                          **recipe)
+
+
+def _unit_name(manifold: str, arch: str) -> str:
+    return f"{manifold}__{arch}"
+
+
+def _record(manifold: str, d: int, n: int, arch: str, row: RowSpec, lid: Tensor, d_true: Tensor,
+            seconds: float, peak: int | None, device: torch.device) -> dict[str, Any]:
+    lid = lid.double().cpu()
+    ok = torch.isfinite(lid)  # ESS returns NaN on degenerate patches: averaged over the rest, counted
+    err = (lid - d_true.double()).abs()[ok]
+    return {
+        "manifold": manifold, "d": d, "n": n, "arch": arch, "method": row.method, "sigma": row.sigma,
+        "options": row.options,
+        "mae": float(err.mean()) if ok.any() else None,
+        "mean_lid": float(lid[ok].mean()) if ok.any() else None,
+        "seconds": float(seconds),
+        "points_per_second": float(len(lid) / seconds) if seconds > 0 else None,
+        "peak_mem_bytes": peak, "n_points": len(lid), "device": str(device),
+        "n_nonfinite": int((~ok).sum()),
+    }
+
+
+def _run_unit(unit: UnitData, manifold: str, arch: str, rows: list[RowSpec]) -> tuple[list[dict], dict]:
+    d_vals = unit.d_true.unique()
+    d = int(d_vals[0]) if len(d_vals) == 1 else -1
+    n = int(unit.x.shape[1])
+    records, per_point = [], {}
+    for row in tqdm(rows, desc=f"{manifold}/{arch}", unit="row", leave=False):
+        m = measure(lambda row=row: row.fn(unit), unit.device)
+        lid = torch.as_tensor(m.value).reshape(-1)
+        want = unit.x.shape[0] if row.n_points is None else min(row.n_points, unit.x.shape[0])
+        if lid.shape[0] != want:
+            raise RuntimeError(f"row {row.row_key()} returned {lid.shape[0]} values for {want} points")
+        records.append(_record(manifold, d, n, arch, row, lid, unit.d_true[:want], m.seconds,
+                               m.peak_mem_bytes, unit.device))
+        per_point[row.row_key()] = lid.double().numpy()
+    return records, per_point
+
+
+def _save_unit(units_dir: Path, name: str, records: list[dict], per_point: dict[str, np.ndarray],
+               meta: dict[str, Any], d_true: Tensor) -> None:
+    with atomic_path(units_dir / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, d_true=d_true.numpy(), **per_point)
+    atomic_write_json(units_dir / f"{name}.json", {"meta": meta, "records": records})
+
+
+# --------------------------------------------------------------------------- results files
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    """The records of ``out/results.json`` (``FileNotFoundError``/``ValueError`` if missing/invalid)."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results.json in {out}")
+    try:
+        recs = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+        raise ValueError(f"{path} must hold a list of records")
+    for i, r in enumerate(recs):
+        missing = [k for k in ("manifold", "d", "arch", "method", "sigma", "mae") if k not in r]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks {missing}")
+    return recs
+
+
+def write_results(out: str | Path, records: list[dict[str, Any]]) -> None:
+    """``results.json`` and ``results.csv`` (columns ``RECORD_KEYS`` first), both atomically."""
+    out = Path(out)
+    atomic_write_json(out / "results.json", records)
+    keys = list(RECORD_KEYS) + sorted({k for r in records for k in r} - set(RECORD_KEYS))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: "" if r.get(k) is None else r.get(k) for k in keys})
+    atomic_write_text(out / "results.csv", buf.getvalue())
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_bench(
+    profile: Profile,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    resume: bool = True,
+    report: bool = True,
+    data_fn: Callable[[str, int, int, Profile], tuple[Tensor, Tensor]] | None = None,
+    train_fn: Callable[..., Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``profile`` into ``out``; returns the records (also in ``out/results.json``).
+
+    Args:
+        profile: what to run (``scorelid.bench.profiles``).
+        out: results directory (created).  It belongs to one (profile, seed): reusing it with other
+            settings raises ``ValueError``.
+        seed: data seeds ``2*seed`` (train) / ``2*seed+1`` (eval), model seed and noise seed.
+        device: ``"cpu"`` or a CUDA device for training and estimation (baselines run on the CPU).
+        resume: skip units already finished in ``out`` (``False``: recompute them all).
+        report: write ``report.md`` and the figures at the end.
+        data_fn, train_fn: replace data generation (``(name, num, seed, profile) -> (x, d_true)``) and
+            training (``(x, arch, recipe, seed, device, out_dir) -> denoiser``), e.g. for tests.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    bad = [m for m in profile.methods if m not in ROW_BUILDERS]
+    if bad:
+        raise ValueError(f"unknown row builder(s) {bad}; registered: {sorted(ROW_BUILDERS)}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    data_fn = data_fn or default_data
+    train_fn = train_fn or default_train
+    settings = {"profile": profile.to_dict(), "fingerprint": profile.fingerprint(), "seed": seed}
+    stamp = out / "bench.json"
+    if stamp.is_file():
+        old = json.loads(stamp.read_text())
+        if (old.get("fingerprint"), old.get("seed")) != (settings["fingerprint"], seed):
+            raise ValueError(f"{out} holds results of another profile or seed; use another --out")
+    atomic_write_json(stamp, settings)
+    units_dir = out / "units"
+    _warm_imports()
+    threads = torch.get_num_threads()
+    if profile.num_threads is not None:
+        torch.set_num_threads(profile.num_threads)
+    try:
+        records = _run_all(profile, out, units_dir, seed, device, resume, data_fn, train_fn)
+    finally:
+        torch.set_num_threads(threads)
+    write_results(out, records)
+    if report:
+        from scorelid.report import write_report
+
+        write_report(out)
+    return records
+
+
+def _warm_imports() -> None:
+    """Import what the rows use lazily, so that no row's time or memory includes an import."""
+    import importlib
+
+    for mod in ("skdim.id", "sklearn.neighbors", "torch.func", "scorelid.estimators"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # pragma: no cover - optional bench dependencies
+            pass
+
+
+def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: torch.device, resume: bool,
+             data_fn: Callable, train_fn: Callable) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    arch_list = [*profile.archs, *([BASELINE_ARCH] if profile.baselines else [])]
+    bar = tqdm(total=len(profile.manifolds) * len(arch_list), desc=f"bench {profile.name}", unit="unit")
+    with bar:
+        for name in profile.manifolds:
+            cache: dict[str, Tensor] = {}
+            for arch in arch_list:
+                uname = _unit_name(name, arch)
+                done = units_dir / f"{uname}.json"
+                if resume and done.is_file() and (units_dir / f"{uname}.npz").is_file():
+                    records += json.loads(done.read_text())["records"]
+                    bar.update(1)
+                    continue
+                if not cache:
+                    cache["x_train"], _ = data_fn(name, profile.n_train, 2 * seed, profile)
+                    cache["x"], cache["d_true"] = data_fn(name, profile.n_eval, 2 * seed + 1, profile)
+                x_train, x, d_true = cache["x_train"], cache["x"], cache["d_true"]
+                meta: dict[str, Any] = {"manifold": name, "arch": arch, "seed": seed}
+                if arch == BASELINE_ARCH:
+                    denoiser, rows = None, _baseline_rows(profile)
+                else:
+                    if arch not in profile.recipes:
+                        raise ValueError(f"profile {profile.name!r} has no recipe for arch {arch!r}")
+                    bar.set_postfix_str(f"training {name}/{arch}")
+                    mdir = out / "models" / uname
+                    t = measure(lambda a=arch, xt=x_train, md=mdir: train_fn(
+                        xt, a, profile.recipes[a], seed, device, md), device)
+                    denoiser = t.value
+                    if isinstance(denoiser, torch.nn.Module):
+                        denoiser.eval()
+                    meta["train_seconds"] = t.seconds
+                    rows = [r for b in profile.methods for r in ROW_BUILDERS[b](profile, int(x.shape[1]))]
+                bar.set_postfix_str(f"estimating {name}/{arch}")
+                unit = UnitData(x.to(device), x_train, d_true, denoiser, device, seed, profile)
+                recs, per_point = _run_unit(unit, name, arch, rows)
+                _save_unit(units_dir, uname, recs, per_point, meta, d_true)
+                records += recs
+                bar.update(1)
+    return records
+
