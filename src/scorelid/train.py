@@ -18,6 +18,18 @@ units); ``"lognormal"``: EDM's ``log sigma ~ N(p_mean, p_std^2)`` (normalised un
 log-uniform default puts equal effort on every octave of ``[sigma_min, sigma_max]``, which for the
 benchmark is chosen around the estimation levels 0.01-0.05 (see ``QUICK_RECIPE``).
 
+Several processes (``torchrun``; ``dist=init_distributed(...)``).  The model is wrapped in
+``DistributedDataParallel``.  Every rank draws the same global batch (indices, sigma, eps) from the
+seeded generator, exactly as one process does, and rank ``r`` keeps the contiguous rows
+``[r b, (r + 1) b)``, ``b = batch_size / world_size``.  Its loss is the mean over those rows, so DDP's
+gradient average is the gradient of the global mean: the run is the single-process run up to the
+order of float additions.  The per-row ``lid_i`` are gathered every step (one small all-gather), so
+the logged loss and the ``lid_by_sigma`` accumulators are the global ones on every rank.  Only rank
+0 writes checkpoints and the model; every rank resumes from the same checkpoint.  A rank whose
+forward pass, callback or checkpoint write raises reports it at the next all-gather (or at the end)
+and every rank raises ``RankFailure`` naming it; a rank that dies elsewhere (inside the backward
+pass's all-reduce, killed, out of memory) exits non-zero and torchrun stops the others.
+
 Reproducibility.  Initialisation uses ``seed``; batches, noise levels and noise come from one
 ``torch.Generator`` seeded with ``seed``.  Checkpoints hold weights, EMA weights, AdamW moments, the
 generator state and the accumulators, so resuming after an interruption gives bit-identical final
@@ -35,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -44,6 +57,7 @@ from scorelid.checkpoint import (
     save_denoiser,
     save_train_state,
 )
+from scorelid.distributed import DistInfo, all_ok
 from scorelid.estimators.api import validate_points
 from scorelid.nn.precond import ARCHS, EDMDenoiser
 
@@ -200,6 +214,7 @@ def train_denoiser(
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     num_threads: int | None = None,
+    dist: DistInfo | None = None,
     **model_kwargs: Any,
 ) -> EDMDenoiser:
     """Train a denoiser ``D(y, sigma)`` on points ``x`` by denoising score matching.
@@ -231,6 +246,12 @@ def train_denoiser(
             is).  Small MLPs gain little from a second thread and lose a lot when the cores are
             shared: 300 quick-recipe steps took 5.6 s on one thread and 39 s on two on our loaded
             2-core machine, hence ``QUICK_RECIPE["num_threads"] = 1``.
+        dist: this process's place in a torchrun job (``scorelid.distributed.init_distributed``);
+            ``None`` or a single process: ordinary training.  With ``world_size > 1`` the model is
+            trained with DistributedDataParallel on ``batch_size / world_size`` rows per rank
+            (``batch_size`` must be a multiple of ``world_size``), ``device`` should be
+            ``dist.device``, only rank 0 writes to ``out_dir`` and shows progress, and every rank
+            returns the same model.  A failure on any rank raises ``RankFailure`` on all of them.
 
     Returns:
         The EMA denoiser in eval mode, an ``EDMDenoiser`` with ``.config`` (architecture plus
@@ -249,7 +270,7 @@ def train_denoiser(
                                   ema_decay=ema_decay, weight_decay=weight_decay, warmup=warmup,
                                   final_lr_frac=final_lr_frac, grad_clip=grad_clip, n_buckets=n_buckets,
                                   lid_tail=lid_tail, log_every=log_every, callback=callback,
-                                  num_threads=None, **model_kwargs)
+                                  num_threads=None, dist=dist, **model_kwargs)
         finally:
             torch.set_num_threads(before)
     x = validate_points(x)
@@ -264,6 +285,12 @@ def train_denoiser(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if resume and out_dir is None:
         raise ValueError("resume=True needs an out_dir to resume from")
+    info = dist or DistInfo()
+    if batch_size % info.world_size:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the number of processes "
+                         f"({info.world_size}): every rank takes an equal share of each batch")
+    local_b = batch_size // info.world_size
+    rows = slice(info.rank * local_b, (info.rank + 1) * local_b)
     N, n = x.shape
     net_kwargs = _split_kwargs(arch, model_kwargs)
     checkpoint_every = checkpoint_every or max(1, steps // 10)
@@ -306,16 +333,26 @@ def train_denoiser(
         sums, counts = tensors["lid.sums"].clone(), tensors["lid.counts"].clone()
         history, start, elapsed = meta["history"], int(meta["step"]), float(meta.get("seconds", 0.0))
 
-    if out_dir is not None and not resume:
+    if out_dir is not None and not resume and info.is_main:
         import shutil
 
         shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)  # a fresh run: no stale state
+    net = model
+    if info.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # constructing DDP broadcasts rank 0's parameters (all ranks built them from ``seed``
+        # anyway) and is a collective: no rank starts before every rank has loaded its state.
+        # The buffers are the data statistics, the same on every rank: no need to broadcast them.
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      broadcast_buffers=False)
     x_dev = x.to(device)
     sd = stats["sigma_data"]
     tail_start = math.floor((1 - lid_tail) * steps)
     t0 = time.perf_counter() - elapsed
-    bar = tqdm(total=steps, initial=start, desc=f"train {arch}", unit="step", disable=not progress,
-               leave=False)
+    bar = tqdm(total=steps, initial=start, desc=f"train {arch}", unit="step",
+               disable=not (progress and info.is_main), leave=False)
+    error: Exception | None = None  # a rank's own failure, held until the next collective
     with bar:
         for step in range(start, steps):
             for g in opt.param_groups:
@@ -323,43 +360,83 @@ def train_denoiser(
             idx = torch.randint(N, (batch_size,), generator=gen)
             sigma = sampler.sample(batch_size, gen)
             eps = torch.randn(batch_size, n, generator=gen)
-            x0 = x_dev[idx]
-            sig = sigma.to(device)
-            y = x0 + sig[:, None] * eps.to(device)
-            D = model(y, sig)
-            lid = ((D - x0) ** 2).sum(1) / sig**2
-            s_norm = sig / stats["scale"]
-            loss = (lid * (s_norm**2 + sd**2) / sd**2).mean() / n
+            sig_all = sigma.to(device)
+            sig = sig_all[rows]  # this rank's share of the global batch (all of it in one process)
+            try:
+                if error is not None:
+                    raise error
+                x0 = x_dev[idx[rows]]
+                y = x0 + sig[:, None] * eps[rows].to(device)
+                D = net(y, sig)
+                lid = ((D - x0) ** 2).sum(1) / sig**2
+                loss = _dsm_loss(lid, sig, stats["scale"], sd, n)
+            except Exception as exc:
+                if not info.active:
+                    raise
+                error, lid = exc, torch.zeros(local_b, device=device)
+            if info.active:
+                lid_all, failed = _gather_rows(lid.detach(), error is not None, info)
+                if failed:
+                    break  # every rank leaves here; all_ok below names the failed rank(s)
+                lv = float(_dsm_loss(lid_all, sig_all, stats["scale"], sd, n))  # the global batch's loss
+            else:
+                lid_all = lid.detach()
+                lv = float(loss.detach())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # DDP: gradients averaged over ranks = gradient of the global mean
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
-            _ema_update(model, ema, ema_decay, step)
-            if step >= tail_start:
-                _accumulate(edges, sums, counts, sigma, lid.detach().double().cpu())
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
+            if not math.isfinite(lv):  # the global loss: every rank stops here together
                 raise RuntimeError(f"training diverged at step {step} (loss {lv}); lower lr")
-            if step % log_every == 0 or step == steps - 1:
-                history["loss"].append([step, lv])
-                bar.set_postfix(loss=f"{lv:.4g}")
-            bar.update(1)
-            if callback is not None:
-                callback(step, lv)
-            done = step + 1
-            if out_dir is not None and (done % checkpoint_every == 0 or done == steps):
-                history["lid_by_sigma"] = lid_by_sigma_rows(edges, sums, counts)
-                _checkpoint(out_dir, done, model, ema, opt, gen, sums, counts, train_cfg, history,
-                            time.perf_counter() - t0)
+            try:
+                _ema_update(model, ema, ema_decay, step)
+                if step >= tail_start:
+                    _accumulate(edges, sums, counts, sigma, lid_all.double().cpu())
+                if step % log_every == 0 or step == steps - 1:
+                    history["loss"].append([step, lv])
+                    bar.set_postfix(loss=f"{lv:.4g}")
+                bar.update(1)
+                if callback is not None:
+                    callback(step, lv)
+                done = step + 1
+                if out_dir is not None and (done % checkpoint_every == 0 or done == steps) and info.is_main:
+                    history["lid_by_sigma"] = lid_by_sigma_rows(edges, sums, counts)
+                    _checkpoint(out_dir, done, model, ema, opt, gen, sums, counts, train_cfg, history,
+                                time.perf_counter() - t0)
+            except Exception as exc:
+                if not info.active:
+                    raise
+                error = exc
+    all_ok(info, error)
     history["lid_by_sigma"] = lid_by_sigma_rows(edges, sums, counts)
     history["seconds"] = time.perf_counter() - t0
     final = _ema_model(model, ema)
     final.config = {**model.config, "train": train_cfg}
     final.history = history
-    if out_dir is not None:
-        save_denoiser(final, out_dir)
+    error = None
+    try:
+        if out_dir is not None and info.is_main:
+            save_denoiser(final, out_dir)
+    except Exception as exc:
+        error = exc
+    all_ok(info, error)  # also a barrier: every rank returns once the model is written
     return final
+
+
+def _dsm_loss(lid: Tensor, sig: Tensor, scale: float, sd: float, n: int) -> Tensor:
+    """The EDM-weighted loss ``mean_i w(sigma_i) lid_i / n`` of per-row ``lid [B]`` at ``sig [B]``."""
+    s_norm = sig / scale
+    return (lid * (s_norm**2 + sd**2) / sd**2).mean() / n
+
+
+def _gather_rows(lid: Tensor, failed: bool, info: DistInfo) -> tuple[Tensor, bool]:
+    """All-gather the ranks' per-row values ``[b]`` into the global batch's ``[world_size * b]``
+    (rank order = row order) and whether any rank failed; one collective per step."""
+    mine = torch.cat([lid.float(), lid.new_full((1,), float(failed), dtype=torch.float32)])
+    parts = [torch.empty_like(mine) for _ in range(info.world_size)]
+    tdist.all_gather(parts, mine)
+    return torch.cat([p[:-1] for p in parts]), any(bool(p[-1]) for p in parts)
 
 
 @torch.no_grad()

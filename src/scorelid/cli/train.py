@@ -7,6 +7,12 @@ Settings start from a recipe (``--recipe quick`` by default: ``scorelid.train.QU
 and ``DIR/model.safetensors`` (load with ``scorelid.load_denoiser(DIR)``), periodic resumable
 checkpoints in ``DIR/checkpoints/``, and ``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per
 noise-level bucket over the last 20% of training, also printed as a table.
+
+Under ``torchrun`` (``torchrun --nproc_per_node=N -m scorelid train ...``, one node or several) it
+trains data-parallel with DistributedDataParallel (gloo on CPU, NCCL with ``--device cuda``, each
+process on ``cuda:LOCAL_RANK``): ``--batch-size`` is the global batch and must be a multiple of
+the number of processes; the result is the single-process one up to float summation order.  Rank 0
+writes the files and prints; a failing rank stops every rank with one line naming it.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ def lid_by_sigma_csv(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scorelid.checkpoint import latest_train_state
+    from scorelid.distributed import init_distributed
     from scorelid.train import train_denoiser
 
     x = load_points(args.data)
@@ -113,11 +120,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} already holds a training checkpoint; pass --resume to continue it "
                          "or choose another --out")
     settings = _settings(args)
-    print(f"training {settings['arch']} on {x.shape[0]} points of dimension {x.shape[1]} "
-          f"for {settings['steps']} steps -> {out}", file=sys.stderr)
-    model = train_denoiser(x, device=args.device, out_dir=out, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                           **settings)
+    info = init_distributed(args.device)
+    if settings["batch_size"] % info.world_size:
+        raise ValueError(f"--batch-size {settings['batch_size']} must be a multiple of the number of "
+                         f"processes ({info.world_size})")
+    if info.is_main:
+        print(f"training {settings['arch']} on {x.shape[0]} points of dimension {x.shape[1]} "
+              f"for {settings['steps']} steps -> {out}"
+              + (f" on {info.world_size} processes" if info.active else ""), file=sys.stderr)
+    model = train_denoiser(x, device=info.device, out_dir=out, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every,
+                           progress=not args.no_progress and info.is_main, dist=info, **settings)
+    if not info.is_main:
+        return 0  # rank 0 writes the table and reports
     rows = model.history["lid_by_sigma"]
     atomic_write_text(out / "lid_by_sigma.csv", lid_by_sigma_csv(rows))
     print(f"done in {model.history['seconds']:.1f} s; final loss {model.history['loss'][-1][1]:.4g}")
