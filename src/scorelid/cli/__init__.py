@@ -3,7 +3,8 @@
 Each subcommand lives in its own module ``scorelid.cli.<name>`` exposing
 ``add_parser(subparsers) -> argparse.ArgumentParser`` whose parser sets ``func=run`` with
 ``run(args) -> int``.  Library errors (``ValueError``, ``FileNotFoundError``, ``OSError``, ...)
-become one line on stderr and exit code 2; no traceback (set ``SCORELID_DEBUG=1`` to see one).
+become one line on stderr and exit code 2; no traceback (``scorelid --debug COMMAND ...`` or
+``SCORELID_DEBUG=1`` shows it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local intrinsic dimension of data from diffusion models.",
     )
     parser.add_argument("--version", action="version", version=f"scorelid {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("scorelid: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as exc:
-        if os.environ.get("SCORELID_DEBUG"):
+        if args.debug or os.environ.get("SCORELID_DEBUG"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, KeyError):
