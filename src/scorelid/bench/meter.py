@@ -8,12 +8,15 @@ Peak memory:
   allocated when the phase started (tensors the phase creates and frees included).
 * CPU: a daemon thread samples the process's resident set size with psutil every
   ``interval`` seconds (default 5 ms) while ``fn`` runs; the peak minus the RSS at the start of the
-  phase is reported.  We use this rather than ``ru_maxrss`` in a fresh subprocess per phase
-  (see ``/work/shared/diffusers-notes.md``; the two agreed within 1 MiB there) because the quick
-  benchmark has ~60 phases and a subprocess each (interpreter, torch import, model load) would
-  cost more than the phases themselves.  Allocations shorter than the interval can be missed,
-  and memory that the allocator keeps from an earlier phase is reused without raising RSS, so the
-  figure is a lower bound of the phase's own need; phases are compared on the same footing.
+  phase is reported.  The sampled peak is completed by ``ru_maxrss``: when the process's
+  high-water mark rose during the phase, the phase's peak *is* the new mark, even if the thread
+  (starved of CPU on a loaded machine) missed it.  We use this rather than ``ru_maxrss`` in a
+  fresh subprocess per phase (see ``/work/shared/diffusers-notes.md``; the two agreed within
+  1 MiB there) because the quick benchmark has ~60 phases and a subprocess each (interpreter,
+  torch import, model load) would cost more than the phases themselves.  Allocations shorter
+  than the interval can be missed, and memory that the allocator keeps from an earlier phase is
+  reused without raising RSS, so the figure is a lower bound of the phase's own need; phases are
+  compared on the same footing.
   Without psutil the CPU figure is ``None``.
 """
 
@@ -37,6 +40,15 @@ class Measurement(NamedTuple):
     peak_mem_bytes: int | None
 
 
+def _maxrss() -> int:
+    """The process's peak resident set size so far, bytes (Linux reports KiB)."""
+    import resource
+    import sys
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
 class _RSSSampler:
     def __init__(self, interval: float) -> None:
         import psutil
@@ -44,6 +56,7 @@ class _RSSSampler:
         self.proc = psutil.Process()
         self.interval = interval
         self.start = self.peak = self.proc.memory_info().rss
+        self.maxrss0 = _maxrss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -60,6 +73,9 @@ class _RSSSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
+        maxrss = _maxrss()
+        if maxrss > self.maxrss0:  # a new high-water mark was set inside the phase
+            self.peak = max(self.peak, maxrss)
 
     @property
     def delta(self) -> int:

@@ -62,6 +62,7 @@ def run_scaling(
     resume: bool = True,
     train_fn: Callable[..., Any] | None = None,
     data_fn: Callable[[int, int, int, int], tuple[Any, Any]] | None = None,
+    num_threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the study into ``out`` (files ``scaling.*``); returns the records.
 
@@ -72,7 +73,20 @@ def run_scaling(
         exact_max_n: largest ``n`` for the exact FLIPD trace.
         train_fn: replaces training, ``(x, arch, recipe, seed, device, out_dir) -> denoiser``.
         data_fn: replaces sampling, ``(d, n, num, seed) -> (x [num, n], d_true [num])``.
+        num_threads: torch CPU threads while estimating (``None``: leave as is).
     """
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
+                            probes, exact_max_n, seed, device, resume, train_fn, data_fn)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise, probes,
+                 exact_max_n, seed, device, resume, train_fn, data_fn) -> list[dict[str, Any]]:
     from scorelid.data import manifold as sample
     from scorelid.estimators import estimate
 

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--steps must be >= 1, got {args.steps}")
             recipe["steps"] = args.steps
         dims = args.dims or (GPU_DIMS if args.device.startswith("cuda") else CPU_DIMS)
-        run_scaling(args.out, dims, recipe=recipe, seed=args.seed, device=args.device, resume=args.resume)
+        run_scaling(args.out, dims, recipe=recipe, seed=args.seed, device=args.device, resume=args.resume,
+                    num_threads=prof.num_threads)
         print(f"scaling study written to {args.out}/scaling.md ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
         return 0

@@ -1,0 +1,61 @@
+"""``scorelid bench``: bad input gives one line and exit 2; the scaling study end to end (tiny)."""
+
+import json
+
+import pytest
+import torch
+
+from scorelid.cli import main
+
+
+def _one_line_error(capsys, code):
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("scorelid bench: error:")
+    assert "Traceback" not in err
+    return err
+
+
+def test_unknown_manifold(tmp_path, capsys):
+    code = main(["bench", "--out", str(tmp_path / "o"), "--manifolds", "hypersphere", "torus9"])
+    assert "unknown manifold(s) ['torus9']" in _one_line_error(capsys, code)
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    code = main(["bench", "--out", str(tmp_path / "f"), "--manifolds", "hyperball"])
+    assert "not a directory" in _one_line_error(capsys, code)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_unavailable(tmp_path, capsys):
+    code = main(["bench", "--out", str(tmp_path / "o"), "--device", "cuda"])
+    assert "CUDA is not available" in _one_line_error(capsys, code)
+
+
+def test_bad_numbers(tmp_path, capsys):
+    code = main(["bench", "--out", str(tmp_path), "--seed", "-1"])
+    assert "--seed must be >= 0" in _one_line_error(capsys, code)
+    code = main(["bench", "--scaling", "--out", str(tmp_path), "--dims", "0"])
+    assert "dims must be positive integers" in _one_line_error(capsys, code)
+
+
+def test_unknown_profile_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--profile", "huge", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_scaling_end_to_end(tmp_path, capsys):
+    out = tmp_path / "s"
+    code = main(["bench", "--scaling", "--out", str(out), "--dims", "1", "2", "--steps", "3"])
+    assert code == 0, capsys.readouterr().err
+    recs = json.loads((out / "scaling.json").read_text())
+    # per member: DSM, FLIPD exact, FLIPD Hutchinson
+    assert [(r["n"], r["method"], r["options"].split(",")[0]) for r in recs] == [
+        (4, "dsm", "K=8"), (4, "flipd", "trace=exact"), (4, "flipd", "trace=hutchinson"),
+        (8, "dsm", "K=8"), (8, "flipd", "trace=exact"), (8, "flipd", "trace=hutchinson")]
+    assert all(r["n_points"] == 1000 and r["seconds_per_point"] > 0 for r in recs)
+    assert (out / "scaling.png").stat().st_size > 5000
+    assert "| 1 | 4 | DSM (K=8) |" in (out / "scaling.md").read_text()
+    assert (out / "scaling" / "results.csv").is_file()
