@@ -80,8 +80,9 @@ def _mlp(x: np.ndarray, where: Path, cfg: RealConfig, progress: bool):
     if (where / "model.safetensors").is_file():
         return load_denoiser(where)
     recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "steps"}
+    # resume=True: an interrupted run continues from its newest training checkpoint
     return train_denoiser(torch.as_tensor(x), steps=cfg.mlp_steps, seed=cfg.seed, out_dir=where,
-                          progress=progress, **{**recipe, "arch": "mlp"})
+                          progress=progress, resume=True, **{**recipe, "arch": "mlp"})
 
 
 def _lid(D, x: np.ndarray | torch.Tensor, method: str, cfg: RealConfig, progress: bool) -> np.ndarray:
@@ -159,11 +160,13 @@ def _anomaly_figure(path: Path, scores: dict[str, dict[str, np.ndarray]]) -> Non
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 2.6))
     for ax, m in zip(np.atleast_1d(axes), methods, strict=True):
         allv = np.concatenate(list(scores[m].values()))
-        bins = np.linspace(np.percentile(allv, 0.5), np.percentile(allv, 99.5), 40)
+        allv = allv[allv > 0]  # log axis: non-positive (negative FLIPD) values are left out
+        bins = np.geomspace(np.percentile(allv, 0.5), np.percentile(allv, 99.5), 40)
         for name, v in scores[m].items():
-            ax.hist(v, bins=bins, histtype="step", density=True, label=name)
+            ax.hist(v, bins=bins, histtype="step", label=name)
+        ax.set_xscale("log")
         ax.set_title(m)
-        ax.set_xlabel("LID")
+        ax.set_xlabel("LID (log scale)")
     np.atleast_1d(axes)[0].legend(fontsize=6)
     fig.tight_layout()
     with atomic_path(path) as tmp:
