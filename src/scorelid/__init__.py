@@ -7,11 +7,13 @@ alternatives per point from any denoiser ``D(y, sigma)``.
 """
 
 from scorelid.checkpoint import load_denoiser, save_denoiser
+from scorelid.curves import lid_curve
 from scorelid.denoiser import Denoiser, score, sigma_like
 from scorelid.estimator import ScoreLID
 from scorelid.estimators import METHODS, estimate
+from scorelid.sigma_select import estimate_auto
 from scorelid.train import train_denoiser
 
-__all__ = ["METHODS", "Denoiser", "ScoreLID", "estimate", "load_denoiser", "save_denoiser", "score",
-           "sigma_like", "train_denoiser"]
+__all__ = ["METHODS", "Denoiser", "ScoreLID", "estimate", "estimate_auto", "lid_curve", "load_denoiser",
+           "save_denoiser", "score", "sigma_like", "train_denoiser"]
 __version__ = "0.1.0"
