@@ -2,7 +2,7 @@
 
 For each manifold: train a quick-recipe denoiser on 2000 points (seed 0; cached under
 ``--runs``, reused when present), take 1000 held-out points (seed 1), compute the DSM LID curve on
-the grid ``scorelid.sigma_select.DEFAULT_GRID`` (common random numbers, K=8), and report
+the grid ``scorelid.sigma_select.DEFAULT_GRID`` (common random numbers, K=64 by default), and report
 
 * the MAE ``mean |LID - d|`` at every fixed sigma of the grid,
 * the oracle: the best fixed sigma chosen afterwards with knowledge of the truth,
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from scorelid.checkpoint import load_denoiser
 from scorelid.curves import lid_curve
@@ -55,7 +56,7 @@ def main() -> None:
     ap.add_argument("--manifolds", default=",".join(MANIFOLDS))
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-eval", type=int, default=1000)
-    ap.add_argument("--n-noise", type=int, default=8)
+    ap.add_argument("--n-noise", type=int, default=64)
     ap.add_argument("--agreement-points", type=int, default=100)
     ap.add_argument("--flipd-points", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -64,6 +65,15 @@ def main() -> None:
     sig = torch.tensor(DEFAULT_GRID, dtype=torch.float64)
     records, plot_items = [], {}
     for name in args.manifolds.split(","):
+        key = (f"record_e{args.n_eval}_k{args.n_noise}_a{args.agreement_points}_f{args.flipd_points}"
+               f"_t{args.n_train}.json")
+        cached = Path(args.runs) / name / key
+        if cached.exists():  # resume: this manifold is done
+            rec = json.loads(cached.read_text())
+            records.append(rec)
+            plot_items[name] = rec["_plot"]
+            print(f"{name}: cached ({cached})", flush=True)
+            continue
         t0 = time.perf_counter()
         model, buckets = _model(name, Path(args.runs), args.n_train)
         t_train = time.perf_counter() - t0
@@ -117,6 +127,8 @@ def main() -> None:
         rec["loss_buckets"] = [{"sigma_mid": b["sigma_mid"], "train_loss_lid": b["mean_lid"],
                                 "estimated_mean_lid": float(e)}
                                for b, e in zip([b for b in buckets if b["count"] > 0], est, strict=True)]
+        rec["_plot"] = {k: v.tolist() if isinstance(v, Tensor) else v for k, v in plot_items[name].items()}
+        atomic_write_json(cached, rec)
         records.append(rec)
         print(f"{name}: oracle sigma={best} mae={fixed[best]:.3f}  sigma=0.05 mae={fixed['0.05']:.3f}  "
               + "  ".join(f"{r}={v['mae']:.3f}@{v['sigma_median']:g}" for r, v in rec["auto"].items()),
@@ -126,7 +138,8 @@ def main() -> None:
     atomic_write_json(out, {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                        f"torch threads={args.threads}",
                             "grid": list(DEFAULT_GRID), "n_noise": args.n_noise, "recipe": QUICK_RECIPE,
-                            "records": records, "summary": summary})
+                            "records": [{k: v for k, v in r.items() if k != "_plot"} for r in records],
+                            "summary": summary})
     atomic_write_text(out.with_suffix(".csv"), _table_csv(records))
     plot_lid_curves(plot_items, str(out.with_suffix(".png")))
     print(json.dumps(summary, indent=1))

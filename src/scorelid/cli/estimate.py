@@ -5,6 +5,12 @@
 Writes one row per input point, in input order, with columns ``index, lid, method, sigma``;
 ``.csv`` or ``.parquet`` by the suffix of ``--out``, written atomically.
 
+Adaptive sigma: ``--sigma auto`` picks, per point, the level of the grid ``--sigmas`` (default
+``scorelid.sigma_select.DEFAULT_GRID``) where its LID curve is flat, by ``--rule``; rows then carry
+the chosen ``sigma`` and a ``flatness`` column (``|dLID/dlog sigma|`` there, LID units per e-fold).
+``--sigmas a:b:k`` without ``--sigma`` writes the per-point LID curve instead: one row per (point,
+level), columns ``index, sigma, lid, method`` (see ``scorelid curve``, which adds a plot).
+
 Long runs resume: points are processed in chunks of ``--chunk`` points, each saved at once to
 ``OUT.parts/``; rerunning the same command after an interruption computes only the missing chunks
 (the parts directory is removed once the output is written).  Under ``torchrun`` the chunks are
@@ -36,7 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model directory written by `scorelid train`")
     p.add_argument("--data", required=True, help="points: .npy, .npz, .csv or .parquet [N, n]")
     p.add_argument("--method", default="dsm", choices=sorted(METHODS))
-    p.add_argument("--sigma", type=float, default=0.05, help="noise level, in the data's units")
+    p.add_argument("--sigma", type=_sigma_arg, default=None,
+                   help="noise level in the data's units (default 0.05), or 'auto': per point, the level "
+                        "of --sigmas where its LID curve is flat")
+    p.add_argument("--sigmas", default=None,
+                   help="levels 'a:b:k' (k log-spaced from a to b) or 'a,b,c': the grid searched by "
+                        "--sigma auto; alone, write the per-point LID curve (one row per point and level)")
+    p.add_argument("--rule", default=None, help="sigma rule for --sigma auto (scorelid.sigma_select.RULES; "
+                   "default first_plateau)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--n-noise", type=int, default=None, help="noise draws per point (method default)")
     p.add_argument("--seed", type=int, default=0)
@@ -82,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {Path(args.out).name!r}")
     if args.chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
+    if args.sigma == "auto" or args.sigmas is not None or args.rule is not None:
+        from scorelid.cli.curve import run_estimate_sigmas
+
+        return run_estimate_sigmas(args)
+    if args.sigma is None:
+        args.sigma = 0.05
     info = init_distributed(args.device)
     model = load_denoiser(args.model, device=info.device, arch=args.arch)
     x = load_points(args.data)
@@ -115,6 +134,16 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     barrier(info)  # every rank returns once the output exists
     return 0
+
+
+def _sigma_arg(text: str) -> float | str:
+    """``--sigma``: a number or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def _digest(x: np.ndarray) -> str:
