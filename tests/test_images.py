@@ -83,8 +83,12 @@ def test_settings_change_refused_and_existing_output_kept(model, tmp_path):
     (part / "run.json").write_text('{"seed": 123}')
     with pytest.raises(ValueError, match="other settings"):
         run_images(model, tmp_path / "im", out, RUN, progress=False)
-    run_images(model, tmp_path / "im", out, RUN, overwrite=True, progress=False)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    assert (part / "run.json").read_text() == '{"seed": 123}'  # the refused partial run is untouched
+    first = run_images(model, tmp_path / "im", out, RUN, force=True, progress=False)  # starts over
+    assert len(first) == 2 * 2 and not part.exists()
+    with pytest.raises(FileExistsError, match=r"r\.csv already exists.*--force"):
         run_images(model, tmp_path / "im", out, RUN, progress=False)
+    again = run_images(model, tmp_path / "im", out, RUN, force=True, progress=False)
+    pd.testing.assert_frame_equal(again[STABLE], first[STABLE])
     with pytest.raises(ValueError, match="below the smallest"):
         run_images(model, tmp_path / "im", tmp_path / "low.csv", ImageRun(sigmas=[0.001]), progress=False)

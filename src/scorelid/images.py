@@ -12,6 +12,14 @@ Output design (resumable, never half-written):
 
 Image ``i`` (its position in the sorted list of found files) draws its noise from
 ``(seed, i)``, so results do not depend on batch sizes or on where a run was interrupted.
+
+Under ``torchrun`` (``info`` from :func:`scorelid.distributed.init_distributed`) the images are cut
+into the same fixed batches ``[b * batch_size, (b + 1) * batch_size)`` whatever the number of
+processes, and batch ``b`` goes to rank ``b mod world_size``.  Every rank writes its finished
+batches into the shared ``<out>.partial/`` (so a killed run resumes per shard, with the same or
+another number of processes); rank 0 checks the settings before anyone starts and merges the
+chunks into ``<out>`` once every rank has reported success.  A failing rank makes every rank raise
+:class:`scorelid.distributed.RankFailure` naming it, and ``<out>`` is not written.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from scorelid.cli.common import refuse_overwrite
+from scorelid.distributed import DistInfo, all_ok
 from scorelid.estimators import estimate
 from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
 
@@ -157,19 +167,29 @@ def run_images(
     images: str | os.PathLike | Sequence[Path],
     out: str | os.PathLike,
     run: ImageRun | None = None,
-    overwrite: bool = False,
+    force: bool = False,
     progress: bool = True,
     log=None,
+    info: DistInfo | None = None,
 ):
     """Per-image LID of ``images`` under ``model`` (a ``LoadedModel``); returns the result table.
 
     Writes ``out`` (``.parquet`` or ``.csv``) with one row per (image, method, sigma): the
     columns of ``COLUMNS``.  Resumes from ``<out>.partial/`` when it exists with the same settings.
     Unreadable images are reported on ``log`` (default stderr) and skipped.
-    """
-    import pandas as pd
 
+    Args:
+        force: overwrite a finished ``out`` and discard a partial run with other settings
+            (without it both are refused: ``FileExistsError`` / ``ValueError``).  A partial run
+            with the same settings is always resumed.
+        info: this process's place among torchrun's processes (default: a single process); every
+            rank must call ``run_images`` with the same arguments.
+
+    Returns:
+        The table (a ``pandas.DataFrame``) on rank 0, ``None`` on the other ranks.
+    """
     run = run or ImageRun()
+    info = info or DistInfo()
     log = log or (lambda msg: print(msg, file=sys.stderr))
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
@@ -177,39 +197,71 @@ def run_images(
     paths = list(images) if isinstance(images, list | tuple) else find_images(images)
     levels = {s: model.denoiser.resolve(s) for s in run.sigmas}  # raises for out-of-range sigma
     partial = _partial_dir(out)
-    settings = _settings(model, run, paths)
-    if overwrite:
-        shutil.rmtree(partial, ignore_errors=True)
-    elif out.exists() and not partial.exists():
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    error: BaseException | None = None
+    try:
+        if info.is_main:
+            _prepare(out, partial, _settings(model, run, paths), force)
+    except Exception as exc:  # reported to every rank
+        error = exc
+    all_ok(info, error)
+
+    done = _done(partial)
+    n = len(paths)
+    batches = [range(s, min(s + run.batch_size, n)) for s in range(0, n, run.batch_size)]
+    mine = [b for k, b in enumerate(batches) if k % info.world_size == info.rank]
+    todo = [[i for i in b if i not in done] for b in mine]
+    todo = [b for b in todo if b]
+    if done and info.is_main:
+        log(f"resuming: {len(done)} of {n} images already done")
+    device = model.codec.device
+    n_mine = sum(len(b) for b in mine)
+    bar = tqdm(total=n_mine, initial=n_mine - sum(len(b) for b in todo), unit="img",
+               disable=not (progress and info.is_main))
+    try:
+        with bar:
+            for batch in todo:
+                rows, skipped = _run_batch(model, paths, batch, run, levels, device, log)
+                tag = f"{batch[0]:08d}-{batch[-1]:08d}"
+                if skipped:
+                    atomic_write_json(partial / f"skipped-{tag}.json", skipped)
+                _write_chunk(partial / f"chunk-{tag}.csv", rows)
+                bar.update(len(batch))
+    except Exception as exc:  # reported to every rank; the finished batches stay for a rerun
+        error = exc
+    all_ok(info, error)
+    df = None
+    try:
+        if info.is_main:
+            df = _finish(out, partial, log)
+    except Exception as exc:
+        error = exc
+    all_ok(info, error)  # every rank returns once the output exists (or every rank raises)
+    return df
+
+
+def _prepare(out: Path, partial: Path, settings: dict, force: bool) -> None:
+    """Refuse a finished output (unless ``force``), check or start ``partial``'s settings."""
+    refuse_overwrite(out, force)
     if partial.exists() and (partial / "run.json").is_file():
         old = json.loads((partial / "run.json").read_text())
         diff = [k for k in settings if old.get(k) != settings[k]]
-        if diff:
+        if diff and not force:
             raise ValueError(
                 f"{partial} holds a run with other settings ({', '.join(diff)}); "
-                "pass --overwrite to start over"
+                "delete it or pass --force to start over"
             )
+        if diff:
+            shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_json(partial / "run.json", settings)
-    done = _done(partial)
-    todo = [i for i in range(len(paths)) if i not in done]
-    if done:
-        log(f"resuming: {len(done)} of {len(paths)} images already done")
-    device = model.codec.device
-    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", disable=not progress)
-    with bar:
-        for start in range(0, len(todo), run.batch_size):
-            batch = todo[start : start + run.batch_size]
-            rows, skipped = _run_batch(model, paths, batch, run, levels, device, log)
-            tag = f"{batch[0]:08d}-{batch[-1]:08d}"
-            if skipped:
-                atomic_write_json(partial / f"skipped-{tag}.json", skipped)
-            frame = pd.DataFrame(rows, columns=COLUMNS)
-            with atomic_path(partial / f"chunk-{tag}.csv") as tmp:
-                frame.to_csv(tmp, index=False)
-            bar.update(len(batch))
-    return _finish(out, partial, log)
+
+
+def _write_chunk(path: Path, rows: list[list]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def _run_batch(model, paths, batch, run, levels, device, log):

@@ -25,4 +25,10 @@ def test_compare_end_to_end(tmp_path, capsys):
     for name in ("scatter_dsm_flipd.png", "drift.png", "histograms.png", "grid_dsm_0.05_fp32.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
     assert "## correlations" in capsys.readouterr().out
+    # a finished comparison is not overwritten without --force
+    assert main(["compare", *outs, "--out-dir", str(tmp_path / "rep"), "--no-plots"]) == 2
+    assert "report.md already exists" in capsys.readouterr().err
+    (tmp_path / "rep" / "report.md").write_text("old")
+    assert main(["compare", *outs, "--out-dir", str(tmp_path / "rep"), "--no-plots", "--force"]) == 0
+    assert "## correlations" in (tmp_path / "rep" / "report.md").read_text()
     assert main(["compare", str(tmp_path / "missing.csv"), "--out-dir", str(tmp_path / "r2")]) == 2

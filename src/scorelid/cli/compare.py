@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from scorelid.cli.common import add_force, refuse_overwrite
 
 __all__ = ["add_parser", "run"]
 
@@ -19,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--bench", default=None, help="benchmarks/sd_memory.py JSON to merge into the cost table")
     p.add_argument("--grid-k", type=int, default=4, help="images per row in the lowest/highest grids")
     p.add_argument("--no-plots", action="store_true")
+    add_force(p)
     p.set_defaults(func=run)
     return p
 
@@ -26,6 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from scorelid.compare import load_bench, load_results, plot_all, summarize, write_report
 
+    for name in ("report.md", "summary.json"):  # a finished comparison; other files in the folder are fine
+        refuse_overwrite(Path(args.out_dir) / name, args.force)
     df = load_results(args.results)
     summary = summarize(df, args.reference, load_bench(args.bench))
     report = write_report(summary, args.out_dir)

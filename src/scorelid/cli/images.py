@@ -1,9 +1,20 @@
-"""``scorelid images``: per-image LID of a folder of images under a local diffusers model."""
+"""``scorelid images``: per-image LID of a folder of images under a local diffusers model.
+
+    scorelid images --model DIR --images DIR_OR_GLOB --methods dsm,flipd --sigma 0.05 --out lid.parquet
+
+Runs unchanged under ``torchrun`` (``torchrun --nproc_per_node=N -m scorelid images ...``): batches
+of ``--batch-size`` images are shared among the processes (``scorelid.images.run_images``), rank 0
+loads the model first (so the empty-prompt conditioning is computed and cached once) and writes
+the output; per-image results do not depend on the number of processes.  A finished ``--out`` is
+not overwritten without ``--force``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from scorelid.cli.common import add_force, refuse_overwrite
 
 __all__ = ["add_parser", "run"]
 
@@ -45,7 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--snap", action="store_true",
                    help="VP models: use the nearest trained timestep (and its sigma), not interpolation")
     p.add_argument("--cache-dir", default=None, help="where the empty-prompt conditioning is cached")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing output or partial run")
+    add_force(p)
+    p.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # old name
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -53,11 +65,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from scorelid.adapters import load_model
+    from scorelid.distributed import all_ok, init_distributed
+    from scorelid.estimators import METHODS
     from scorelid.images import ImageRun, find_images, run_images
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    from scorelid.estimators import METHODS
-
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {sorted(METHODS)}")
@@ -69,17 +81,29 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, max_rows=args.max_rows, trace=args.trace,
         n_probes=args.n_probes, ad=ad,
     )
+    refuse_overwrite(args.out, args.force)  # before loading anything (every rank sees the same file)
     paths = find_images(args.images)
-    model = load_model(
-        args.model, dtype=args.dtype, quant=args.quant, device=args.device, cache_dir=args.cache_dir,
-        below_range=args.below_range, snap=args.snap,
-    )
-    for s in settings.sigmas:
-        lvl = model.denoiser.resolve(s)
-        note = " (extrapolated below the trained range)" if lvl.extrapolated else ""
-        print(f"sigma={s:g}: sigma_used={lvl.sigma_used:.6g} timestep={lvl.timestep:.4f}{note}",
-              file=sys.stderr)
-    df = run_images(model, paths, args.out, settings, overwrite=args.overwrite, progress=not args.no_progress)
-    n = df["path"].nunique() if len(df) else 0
-    print(f"wrote {len(df)} rows for {n} images to {args.out}")
+    info = init_distributed(args.device)
+    model, error = None, None
+    for loading_ranks in ((0,), range(1, info.world_size)):  # rank 0 first: it fills the cache
+        try:
+            if info.rank in loading_ranks:
+                model = load_model(
+                    args.model, dtype=args.dtype, quant=args.quant, device=info.device,
+                    cache_dir=args.cache_dir, below_range=args.below_range, snap=args.snap,
+                )
+        except Exception as exc:  # reported to every rank
+            error = exc
+        all_ok(info, error)
+    if info.is_main:
+        for s in settings.sigmas:
+            lvl = model.denoiser.resolve(s)
+            note = " (extrapolated below the trained range)" if lvl.extrapolated else ""
+            print(f"sigma={s:g}: sigma_used={lvl.sigma_used:.6g} timestep={lvl.timestep:.4f}{note}",
+                  file=sys.stderr)
+    df = run_images(model, paths, args.out, settings, force=args.force, progress=not args.no_progress,
+                    info=info)
+    if df is not None:  # rank 0
+        n = df["path"].nunique() if len(df) else 0
+        print(f"wrote {len(df)} rows for {n} images to {args.out}")
     return 0
