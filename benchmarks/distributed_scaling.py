@@ -20,8 +20,10 @@ on points of a ``d``-sphere in ``R^n`` and measures:
   is the wall time of the same command on one chunk of points (start-up, model loading, process
   group, gather), measured for the same ``N``; plus the wall-clock rate of the whole command.
 
-Scaling efficiency ``E(N) = throughput(N) / (N * throughput(1))`` (1: perfect).  Each timing is the
-best of ``--repeats`` runs.  Prints a table and writes the records and the machine's load to
+Scaling efficiency ``E(N) = throughput(N) / (N * throughput(1))`` (1: perfect).  Each timing is
+the best of ``--repeats`` runs, taken in turn (1, 2, ..., 1, 2, ...) so that every process count
+meets the same spells of outside load; the 1-minute load average before and after each is
+recorded beside the figures.  Prints a table and writes the records and the machine's load to
 ``--out`` (JSON) and a Markdown table beside it.
 """
 
@@ -107,34 +109,44 @@ def main() -> None:
         train_args = ["train", "--data", str(data), "--steps", str(args.train_steps), "--batch-size",
                       str(args.batch_size), "--width", str(args.width), "--depth", str(args.depth),
                       "--checkpoint-every", str(args.train_steps), *common]
+        # the repeats go round the process counts (1, 2, 1, 2, ...) so that every count sees the
+        # same spells of load from other users of a shared machine; each figure is the best of R
+        counts = sorted(args.nproc)
+        best = {N: {"loop": float("inf"), "wall": float("inf"), "small": float("inf"), "full": float("inf"),
+                    "load": []} for N in counts}
         model = None
-        for N in sorted(args.nproc):
-            best_loop, best_wall = float("inf"), float("inf")
-            for r in range(args.repeats):
+        for r in range(args.repeats):
+            for N in counts:
+                b = best[N]
+                b["load"].append(_load())
                 run_dir = work / f"train-{N}-{r}"
                 wall = _launch(N, [*train_args, "--out", str(run_dir)], args.threads)
                 loop = json.loads((run_dir / "config.json").read_text())["history"]["seconds"]
-                best_loop, best_wall = min(best_loop, loop), min(best_wall, wall)
+                b["loop"], b["wall"] = min(b["loop"], loop), min(b["wall"], wall)
                 if model is None:
                     model = run_dir  # the estimation benchmark uses the first trained model
                 else:
                     shutil.rmtree(run_dir)
-            est = ["estimate", "--model", str(model), "--method", args.method, "--sigma", str(args.sigma),
-                   "--n-noise", str(args.n_noise), "--chunk", str(args.chunk), *common]
-            t_full = t_small = float("inf")
-            for r in range(args.repeats):
-                t_small = min(t_small, _launch(N, [*est, "--data", str(small),
-                                                   "--out", str(work / f"s{N}{r}.csv")], args.threads))
-                t_full = min(t_full, _launch(N, [*est, "--data", str(data),
-                                                 "--out", str(work / f"f{N}{r}.csv")], args.threads))
-            rows.append({"nproc": N, "train_loop_s": best_loop, "train_wall_s": best_wall,
-                         "train_steps_per_s": args.train_steps / best_loop,
+                est = ["estimate", "--model", str(model), "--method", args.method, "--sigma",
+                       str(args.sigma), "--n-noise", str(args.n_noise), "--chunk", str(args.chunk), *common]
+                b["small"] = min(b["small"], _launch(N, [*est, "--data", str(small),
+                                                         "--out", str(work / f"s{N}{r}.csv")], args.threads))
+                b["full"] = min(b["full"], _launch(N, [*est, "--data", str(data),
+                                                       "--out", str(work / f"f{N}{r}.csv")], args.threads))
+                b["load"].append(_load())
+                print(f"repeat {r} N={N}: train loop {loop:.1f} s, estimate {b['full']:.1f} s, "
+                      f"load {b['load'][-1]}", file=sys.stderr)
+        for N in counts:
+            b = best[N]
+            t_full, t_small = b["full"], b["small"]
+            rows.append({"nproc": N, "train_loop_s": b["loop"], "train_wall_s": b["wall"],
+                         "train_steps_per_s": args.train_steps / b["loop"],
                          "est_wall_s": t_full, "est_startup_s": t_small,
                          # net of start-up; NaN when start-up jitter swamps the work (use more --points)
                          "est_points_per_s": ((args.points - args.chunk) / (t_full - t_small)
                                               if t_full > t_small else float("nan")),
-                         "est_wall_points_per_s": args.points / t_full})
-            print(f"N={N}: {rows[-1]}", file=sys.stderr)
+                         "est_wall_points_per_s": args.points / t_full,
+                         "load_avg_1min": [ld[0] for ld in b["load"]]})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = rows[0]
@@ -143,13 +155,14 @@ def main() -> None:
             r[key.replace("_per_s", "_eff")] = r[key] / (r["nproc"] * base[key])
 
     head = ("| N | train steps/s | train eff. | train wall s | est. points/s (net) | est. eff. "
-            "| est. wall s | est. startup s | est. points/s (wall) | wall eff. |")
-    lines = [head, "|" + "---|" * 10]
+            "| est. wall s | est. startup s | est. points/s (wall) | wall eff. | load avg (1 min) |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(f"| {r['nproc']} | {r['train_steps_per_s']:.1f} | {r['train_steps_eff']:.2f} "
                      f"| {r['train_wall_s']:.1f} | {r['est_points_per_s']:.0f} | {r['est_points_eff']:.2f} "
                      f"| {r['est_wall_s']:.1f} | {r['est_startup_s']:.1f} | {r['est_wall_points_per_s']:.0f} "
-                     f"| {r['est_wall_points_eff']:.2f} |")
+                     f"| {r['est_wall_points_eff']:.2f} "
+                     f"| {min(r['load_avg_1min']):.1f}-{max(r['load_avg_1min']):.1f} |")
     table = "\n".join(lines)
     print(table)
     machine = {"device": args.device, "cpu_count": os.cpu_count(), "torch": torch.__version__,
