@@ -17,11 +17,20 @@ comparable to the LID itself means no plateau was found and the estimate is unre
 
 Rules (``RULES``):
 
-``first_plateau`` (default)
+``min_log_slope`` (default)
+    the interior level of smallest *relative* slope ``|g| / LID = |dlog LID / dlog sigma|``
+    (``|LID|`` floored at ``1e-12``, a guard against 0 only).  Why: if the curve is
+    ``d + a/sigma^2 - b sigma^2`` (model error plus curvature), ``|g|`` is smallest exactly where
+    the two biases cancel (``|g| / LID`` is smallest nearby, where LID ~ d); and at scales
+    coarser than a component the LID decays like a power of sigma (``~ d l^2 / sigma^4`` for a
+    Gaussian of variance ``l``), steep in log-log terms however flat it looks in linear terms, so
+    the coarse "0-dimensional plateau" that ``min_slope`` falls into is never chosen.
+``first_plateau``
     the smallest sigma whose ``|g| <= rtol * LID + atol`` (defaults 0.05 and 0.05): the first
     level past the noise regime; falls back to ``min_slope`` when no level is that flat.  LID is a
     small-sigma limit, so among flat stretches the one at the smallest scale is the LID; later
-    plateaus (e.g. 0 for a component far smaller than sigma) describe coarser scales.
+    plateaus (e.g. 0 for a component far smaller than sigma) describe coarser scales.  Reads the
+    curve too early when the model's error decays slowly (``|g|`` just under the tolerance).
 ``min_slope``
     the level of smallest ``|g|`` (argmin over the interior of the grid).
 ``knee``
@@ -38,7 +47,7 @@ Rules (``RULES``):
     noisy DSM value is nearest an integer, which selects on Monte Carlo noise: on a curve that
     drifts across its plateau it is biased (see ``tests/test_sigma_select.py``).
 ``dataset``
-    one level for every point: ``first_plateau`` applied to the mean curve.
+    one level for every point: ``min_log_slope`` applied to the mean curve.
 
 ``estimate_auto`` computes the curve and applies a rule; ``auto_rows`` and ``plot_lid_curves`` are
 hooks for the benchmark runner and report.
@@ -64,8 +73,10 @@ __all__ = ["DEFAULT_GRID", "DEFAULT_RULE", "RULES", "AutoResult", "auto_rows", "
 #: Default grid (data units): 12 levels, about 1.45x apart, from 0.005 to 0.3 (the range the
 #: quick-recipe models are trained on), including the usual fixed choices 0.01, 0.02 and 0.05.
 DEFAULT_GRID = (0.005, 0.007, 0.01, 0.014, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3)
-RULES = ("first_plateau", "min_slope", "knee", "agreement", "dataset")
-DEFAULT_RULE = "first_plateau"
+RULES = ("min_log_slope", "first_plateau", "min_slope", "knee", "agreement", "dataset")
+DEFAULT_RULE = "min_log_slope"
+#: LID floor of the relative slope ``|g| / max(|LID|, floor)`` (``min_log_slope``): a guard against 0.
+LOG_SLOPE_FLOOR = 1e-12
 
 
 def parse_sigmas(spec: str | Sequence[float]) -> Tensor:
@@ -166,6 +177,12 @@ def _min_slope(g: Tensor) -> Tensor:
     return g[inner].abs().argmin(0) + (inner.start or 0)
 
 
+def _min_log_slope(curve: Tensor, g: Tensor) -> Tensor:
+    inner = _interior(curve.shape[0])
+    rel = g[inner].abs() / curve[inner].abs().clamp_min(LOG_SLOPE_FLOOR)
+    return rel.argmin(0) + (inner.start or 0)
+
+
 def _first_plateau(curve: Tensor, g: Tensor, rtol: float, atol: float) -> Tensor:
     S = curve.shape[0]
     inner = _interior(S)
@@ -211,7 +228,7 @@ def select(
         curve: ``[S, N]`` LID curve on the increasing grid ``sigmas`` ``[S]``.
         rule: one of ``RULES`` (see the module docstring).
         eb_curve: ``[S, N]`` error-bundle curve on the same grid (``rule="agreement"`` only).
-        rtol, atol: flatness tolerance of ``first_plateau``/``dataset``: ``|g| <= rtol*LID + atol``.
+        rtol, atol: flatness tolerance of ``first_plateau``: ``|g| <= rtol*LID + atol``.
     """
     if rule not in RULES:
         raise ValueError(f"unknown sigma rule {rule!r}; choose one of {RULES}")
@@ -222,7 +239,9 @@ def select(
     if sigmas.numel() < 3:
         raise ValueError(f"choosing sigma needs at least 3 levels, got {sigmas.numel()}")
     g = slope(curve, sigmas)
-    if rule == "first_plateau":
+    if rule == "min_log_slope":
+        idx = _min_log_slope(curve, g)
+    elif rule == "first_plateau":
         idx = _first_plateau(curve, g, rtol, atol)
     elif rule == "min_slope":
         idx = _min_slope(g)
@@ -239,7 +258,7 @@ def select(
         idx = score[_interior(curve.shape[0])].argmin(0) + 1
     else:  # dataset
         mean = curve.mean(1, keepdim=True)
-        j = _first_plateau(mean, slope(mean, sigmas), rtol, atol)
+        j = _min_log_slope(mean, slope(mean, sigmas))
         idx = j.expand(curve.shape[1]).clone()
     flat = g.abs().gather(0, idx.unsqueeze(0)).squeeze(0)
     return idx.long(), flat
@@ -271,7 +290,7 @@ def estimate_auto(
         rule: one of ``RULES``; ``"agreement"`` also computes the error-bundle curve (with the
             same ``n_noise``; it can count at most ``n_noise`` directions, so use ``n_noise >= d``).
         per_point: ``False`` uses one level for the whole set (the ``dataset`` rule).
-        rtol, atol: flatness tolerance of the plateau rules.
+        rtol, atol: flatness tolerance of ``first_plateau``.
 
     Returns:
         ``AutoResult`` (per-point ``lid``, ``sigma``, ``flatness``; the ``curve`` and grid).
