@@ -18,10 +18,13 @@ Protocol (ours; the authors' code fits on the very points it reports on):
   each patch (what its own ``fit`` loops over).  That is the authors' ``fit_pw(X,
   n_neighbors=k)`` usage with ``k = 100`` by default (their README: 50).  TwoNN uses its default
   10% discard; ESS is version ``"a"`` with ``random_state=seed``; lPCA is the Fukunaga-Olsen rule
-  (``ver="FO"``, ``alphaFO=0.05``).
+  (``ver="FO"``, ``alphaFO=0.05``): the number of eigenvalues of the patch's covariance above
+  ``alphaFO`` times the largest.  We compute lPCA batched (one ``numpy.linalg.svd`` call over a
+  chunk of centred patches, ``lpca_fo``) instead of scikit-dimension's one ``PCA().fit`` per
+  patch: the same eigenvalues (checked equal to scikit-dimension's in the tests), ~100x faster.
 
 Cost.  ESS dominates: it grows quickly with ``k`` (see ``docs/benchmarks.md``); MLE, TwoNN
-and lPCA take seconds for a thousand points.
+and lPCA take a second or less for a thousand points.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["BASELINES", "baseline_lid", "neighbour_indices"]
+__all__ = ["BASELINES", "LPCA_ALPHA_FO", "baseline_lid", "lpca_fo", "neighbour_indices"]
+
+#: Fukunaga-Olsen threshold of lPCA (scikit-dimension's default ``alphaFO``)
+LPCA_ALPHA_FO = 0.05
 
 
 def _mle():
@@ -58,7 +64,7 @@ def _ess(seed: int):
 def _lpca():
     from skdim.id import lPCA
 
-    return lPCA(ver="FO", verbose=False)
+    return lPCA(ver="FO", alphaFO=LPCA_ALPHA_FO, verbose=False)
 
 
 #: method name -> factory ``(seed) -> scikit-dimension estimator``
@@ -81,6 +87,18 @@ def _as_array(x: Tensor | np.ndarray, what: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{what} has non-finite values (NaN or inf)")
     return x
+
+
+def lpca_fo(patches: np.ndarray, alpha: float = LPCA_ALPHA_FO) -> np.ndarray:
+    """Fukunaga-Olsen local PCA dimension of each patch ``[B, k, n]`` -> ``[B]`` float64.
+
+    The count of eigenvalues of the patch's sample covariance (centred, ``k - 1`` normalisation,
+    as ``sklearn.decomposition.PCA.explained_variance_``) larger than ``alpha`` times the largest:
+    scikit-dimension's ``lPCA(ver="FO", alphaFO=alpha)`` per patch.
+    """
+    c = patches - patches.mean(axis=1, keepdims=True)
+    ev = np.linalg.svd(c, compute_uv=False) ** 2 / (patches.shape[1] - 1)  # [B, min(k, n)], descending
+    return (ev > alpha * ev[:, :1]).sum(axis=1).astype(np.float64)
 
 
 def neighbour_indices(x: np.ndarray, pool: np.ndarray, k: int,
@@ -160,6 +178,8 @@ def baseline_lid(
                 vals = est.dimension_pw_
             elif method == "ess":  # LocalEstimator._fit loops over every pool row: fit each patch
                 vals = [est.fit_once(pool[r]).dimension_ for r in rows]
+            elif method == "lpca":  # scikit-dimension's FO rule per patch, batched
+                vals = lpca_fo(pool[rows])
             else:  # GlobalEstimators: scikit-dimension's fit_pw on the eval rows' patches
                 est.fit_pw(pool, precomputed_knn=rows, n_neighbors=int(k), n_jobs=n_jobs)
                 vals = est.dimension_pw_

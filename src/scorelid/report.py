@@ -4,7 +4,17 @@ Reads ``DIR/results.json`` (a list of records, see ``scorelid.bench.runner.RECOR
 where present, the per-point LIDs in ``DIR/units/*.npz``; writes ``DIR/report.md`` and PNGs:
 
 * ``mae.png``: MAE per manifold (groups) and method (bars);
-* ``hist_<manifold>.png``: per-point LID histograms of each row, true ``d`` marked.
+* ``hist_<manifold>.png``: per-point LID histograms of each row, true ``d`` marked;
+* ``lid_curves.png`` (when the run has adaptive rows, ``dsm@auto`` / ``flipd@auto``): per manifold,
+  the mean LID curve over the sigma grid (10-90% band), true ``d``, the chosen sigma (median over
+  points) and the oracle sigma (the grid level of smallest MAE, chosen with knowledge of the truth);
+* ``train_lid.png`` (when the units' meta holds the models' ``lid_by_sigma``): the mean LID read off
+  the training loss per sigma bucket (training points, in-sample) against the estimated mean DSM
+  LID on the held-out points at the same sigmas.
+
+Adaptive rows get their own section: ``dsm@auto``'s MAE against every fixed level of its grid
+and against the oracle, and every selection rule of ``scorelid.sigma_select`` applied afterwards
+to the stored curves (``units/*.extra.npz``), so the rules are compared on identical curves.
 
 The Markdown table has the paper's Table 1 layout: one row per method, one column per manifold
 plus the average; reference rows (the paper's Table 1 averages; the authors' code run on our CPU,
@@ -54,10 +64,18 @@ PAPER_TABLE1_AVG: dict[tuple[str | None, str, float | None], float] = {
 }
 
 
+def _is_auto(method: str) -> bool:
+    return method.endswith("@auto")
+
+
 def row_label(rec: dict[str, Any]) -> str:
-    """E.g. ``"MLP DSM σ=0.05"``, ``"ESS k=50"``."""
-    name = METHOD_NAMES.get(rec["method"], rec["method"])
+    """E.g. ``"MLP DSM σ=0.05"``, ``"ESS k=50"``, ``"MLP DSM σ=auto"``."""
     opts = rec.get("options") or ""
+    if _is_auto(rec["method"]):
+        base = rec["method"].removesuffix("@auto")
+        extra = " (Hutchinson)" if base == "flipd" and "hutchinson" in opts else ""
+        return f"{str(rec.get('arch', '')).upper()} {METHOD_NAMES.get(base, base)} σ=auto{extra}"
+    name = METHOD_NAMES.get(rec["method"], rec["method"])
     if rec.get("sigma") is None:
         k = [o for o in opts.split(",") if o.startswith("k=")]
         return f"{name} {k[0]}" if k else name
@@ -136,9 +154,62 @@ def _cost_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def _auto_section(records: list[dict], auto_rules: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    """Adaptive sigma: auto vs each fixed grid level vs the oracle, per method; rules compared."""
+    autos = [r for r in records if _is_auto(r["method"]) and r.get("grid_mae")]
+    if not autos:
+        return []
+    lines = ["", "## Adaptive sigma (issue 7)", "",
+             "`@auto` rows choose sigma per point from its LID curve on the grid "
+             f"({', '.join(f'{v:g}' for v in autos[0]['grid'])}; VE scale) with the rule "
+             f"`{autos[0].get('rule')}` of `scorelid.sigma_select`. The fixed-level columns are the "
+             "same curve read at one level for every point (the same noise draws), so they equal the "
+             "fixed-sigma estimate with the row's K; *oracle* is the grid level of smallest MAE, chosen "
+             "afterwards with knowledge of the true d. Chosen σ: median [10%, 90%] over points.", ""]
+    for method in dict.fromkeys(r["method"] for r in autos):
+        rs = {r["manifold"]: r for r in autos if r["method"] == method}
+        mans = [m for m in _manifolds(autos) if m in rs]
+        grid = rs[mans[0]]["grid"]
+        show = [g for g in grid if any(abs(g - f) < 1e-12 for f in (0.01, 0.02, 0.05))]
+        lines += [f"### {row_label(rs[mans[0]])} ({rs[mans[0]].get('options', '')})", "",
+                  "| manifold | d | auto MAE | chosen σ | flatness (median) | "
+                  + " | ".join(f"σ={g:g} MAE" for g in show) + " | oracle σ | oracle MAE | auto / oracle |",
+                  "|" + "---|" * (8 + len(show))]
+        sums = {"auto": 0.0, "oracle": 0.0, **{g: 0.0 for g in show}}
+        for m in mans:
+            r = rs[m]
+            fixed = [r["grid_mae"][grid.index(g)] for g in show]
+            for g, v in zip(show, fixed, strict=True):
+                sums[g] += v
+            sums["auto"] += r["mae"]
+            sums["oracle"] += r["oracle_mae"]
+            lines.append(f"| {SHORT.get(m, m)} | {r['d']} | {_fmt(r['mae'])} | {r['sigma_median']:.3g} "
+                         f"[{r['sigma_q10']:.3g}, {r['sigma_q90']:.3g}] | {_fmt(r.get('flatness_median'))} | "
+                         + " | ".join(_fmt(v) for v in fixed)
+                         + f" | {r['oracle_sigma']:g} | {_fmt(r['oracle_mae'])} | "
+                         f"{r['mae'] / r['oracle_mae']:.2f} |")
+        k = len(mans)
+        lines.append(f"| **average** | | **{_fmt(sums['auto'] / k)}** | | | "
+                     + " | ".join(_fmt(sums[g] / k) for g in show)
+                     + f" | | {_fmt(sums['oracle'] / k)} | {sums['auto'] / sums['oracle']:.2f} |")
+        rules = {rule: v for (meth, rule), v in auto_rules.items() if meth == method}
+        if rules:
+            lines += ["", f"Every rule on the same stored curves ({row_label(rs[mans[0]])}), MAE:", "",
+                      "| rule | " + " | ".join(SHORT.get(m, m) for m in mans) + " | average |",
+                      "|" + "---|" * (len(mans) + 2)]
+            for rule, by_m in rules.items():
+                vals = [by_m.get(m) for m in mans]
+                avg = sum(vals) / len(vals) if all(v is not None for v in vals) else None
+                lines.append(f"| {rule} | " + " | ".join(_fmt(v) for v in vals) + f" | {_fmt(avg)} |")
+        lines.append("")
+    return lines
+
+
 def render_markdown(records: list[dict], meta: dict[str, Any] | None = None,
-                    figures: list[str] | None = None) -> str:
-    """The report's Markdown text for ``records`` (``meta``: e.g. profile, seed, device)."""
+                    figures: list[str] | None = None,
+                    auto_rules: dict[tuple[str, str], dict[str, float]] | None = None) -> str:
+    """The report's Markdown text for ``records`` (``meta``: e.g. profile, seed, device;
+    ``auto_rules``: ``{(method, rule): {manifold: MAE}}`` from ``rule_maes``)."""
     if not records:
         raise ValueError("no records to report")
     meta = meta or {}
@@ -167,6 +238,7 @@ def render_markdown(records: list[dict], meta: dict[str, Any] | None = None,
         "no peaks (the same holds for the paper's and the authors' numbers).",
         "- FLIPD rows use the exact Jacobian trace unless marked (Hutchinson).",
     ]
+    lines += _auto_section(records, auto_rules or {})
     nonfinite = [r for r in records if r.get("n_nonfinite")]
     for r in nonfinite:
         lines.append(f"- {row_label(r)} on {r['manifold']}: {r['n_nonfinite']} of {r['n_points']} points "
@@ -213,19 +285,25 @@ def _plot_hist(manifold: str, d: int, per_point: dict[str, np.ndarray], path: Pa
     keys = [k for k in per_point if k != "d_true"]
     cols = min(4, len(keys))
     nrows = math.ceil(len(keys) / cols)
+    # one x range for every panel (the true d and the 1-99% range of every row), so that the
+    # spreads compare at a glance
+    finite = [v[np.isfinite(v)] for v in (per_point[k] for k in keys)]
+    lo = min([d - 1.0] + [float(np.quantile(v, 0.01)) for v in finite if v.size])
+    hi = max([d + 1.0] + [float(np.quantile(v, 0.99)) for v in finite if v.size])
+    edges = np.linspace(lo, hi, 61)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
-    for ax, key in zip(axes.ravel(), keys, strict=False):
-        v = per_point[key]
-        v = v[np.isfinite(v)]
-        ax.hist(v, bins=40, color="tab:blue", alpha=0.8)
+    for ax, key, v in zip(axes.ravel(), keys, finite, strict=False):
+        ax.hist(np.clip(v, lo, hi), bins=edges, color="tab:blue", alpha=0.8)
+        ax.set_xlim(lo, hi)
         ax.axvline(d, color="tab:red", lw=1.5, label=f"true d={d}")
         ax.set_title(key, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(keys):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{manifold}: per-point LID estimates (held-out points)", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{manifold}: per-point LID estimates (held-out points; values beyond the rows' 1-99% "
+                 "range are piled at the edges)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     _savefig(fig, path)
     plt.close(fig)
 
@@ -233,8 +311,12 @@ def _plot_hist(manifold: str, d: int, per_point: dict[str, np.ndarray], path: Pa
 def _per_point(out: Path, manifold: str) -> tuple[dict[str, np.ndarray], int | None]:
     merged: dict[str, np.ndarray] = {}
     d = None
-    for f in sorted((out / "units").glob(f"{manifold}__*.npz")):
+    files = sorted((out / "units").glob(f"{manifold}__*.npz"),
+                   key=lambda f: (f.stem.endswith("__knn"), f.name))  # model rows first
+    for f in files:
         arch = f.stem.split("__", 1)[1]
+        if "." in arch:  # <unit>.extra.npz: curves and other arrays, not per-point LIDs
+            continue
         with np.load(f, allow_pickle=False) as z:
             for k in z.files:
                 if k == "d_true":
@@ -242,6 +324,146 @@ def _per_point(out: Path, manifold: str) -> tuple[dict[str, np.ndarray], int | N
                 else:
                     merged[k if arch == "knn" else f"{arch} {k}"] = z[k]
     return merged, d
+
+
+def _auto_curves(out: Path, records: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{manifold: {row label: {"curve", "sigma", "grid", "d"}}}`` from the units' extras."""
+    from scorelid.bench.runner import load_extras
+
+    res: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for r in records:
+        if not _is_auto(r["method"]):
+            continue
+        ex = load_extras(out, f"{r['manifold']}__{r['arch']}")
+        key = r["method"]
+        if f"{key}::curve" in ex:
+            res.setdefault(r["manifold"], {})[row_label(r)] = {
+                "curve": ex[f"{key}::curve"].astype(np.float64), "sigma": ex[f"{key}::sigma"],
+                "grid": ex[f"{key}::grid"], "d": r["d"], "oracle": r.get("oracle_sigma")}
+    return res
+
+
+def rule_maes(curves: dict[str, dict[str, dict[str, np.ndarray]]],
+              records: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+    """MAE of every selection rule (but ``agreement``, which needs a second curve) on the stored
+    curves: ``{(method, rule): {manifold: MAE}}``."""
+    import torch
+
+    from scorelid.sigma_select import RULES, select
+
+    label_to_method = {row_label(r): r["method"] for r in records if _is_auto(r["method"])}
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for m, by_label in curves.items():
+        for label, item in by_label.items():
+            c = torch.from_numpy(item["curve"])
+            g = torch.from_numpy(np.asarray(item["grid"], dtype=np.float64))
+            for rule in RULES:
+                if rule == "agreement":
+                    continue
+                idx, _ = select(c, g, rule)
+                lid = c.gather(0, idx.unsqueeze(0)).squeeze(0)
+                out.setdefault((label_to_method[label], rule), {})[m] = float((lid - item["d"]).abs().mean())
+    return out
+
+
+def _plot_curves(curves: dict[str, dict[str, dict[str, np.ndarray]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mans = [m for m in MANIFOLD_ORDER if m in curves] + [m for m in curves if m not in MANIFOLD_ORDER]
+    cols = min(3, len(mans))
+    nrows = math.ceil(len(mans) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.4 * cols, 3.3 * nrows), squeeze=False)
+    for ax, m in zip(axes.ravel(), mans, strict=False):
+        d = None
+        for j, (label, it) in enumerate(curves[m].items()):
+            s, c, color = np.asarray(it["grid"], float), it["curve"], f"C{j}"
+            d = it["d"]
+            ax.plot(s, c.mean(1), "o-", ms=3, color=color, label=f"{label} (mean)")
+            ax.fill_between(s, np.quantile(c, 0.1, axis=1), np.quantile(c, 0.9, axis=1), color=color,
+                            alpha=0.2)
+            ax.axvline(float(np.median(it["sigma"])), color=color, lw=1.3, label="chosen σ (median)")
+            if it.get("oracle") is not None:
+                ax.axvline(float(it["oracle"]), color=color, lw=1.0, ls=":", label="oracle σ")
+        if d is not None:
+            ax.axhline(d, color="k", ls="--", lw=1, label=f"true d={d}")
+            top = max(float(np.quantile(it["curve"], 0.9, axis=1).max()) for it in curves[m].values())
+            ax.set_ylim(0, min(top * 1.05, 3 * d))
+        ax.set_xscale("log")
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("σ (VE, data units)", fontsize=8)
+        ax.set_ylabel("LID", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _legend_in_spare(fig, axes, len(mans))
+    fig.suptitle("LID curves over σ (held-out points; band 10-90%) and the chosen σ", fontsize=10)
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def _legend_in_spare(fig: Any, axes: np.ndarray, used: int) -> None:
+    """The first panel's legend in the first unused panel, or below the figure when all are used."""
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    for ax in axes.ravel()[used:]:
+        ax.axis("off")
+    if used < axes.size:
+        axes.ravel()[used].legend(handles, labels, fontsize=8, loc="center")
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
+
+
+def _train_curves(out: Path) -> dict[str, list[dict]]:
+    import json
+
+    res = {}
+    for f in sorted((out / "units").glob("*__*.json")):
+        meta = json.loads(f.read_text()).get("meta", {})
+        if meta.get("lid_by_sigma"):
+            res[f"{meta['manifold']} ({str(meta['arch']).upper()})"] = meta["lid_by_sigma"]
+    return res
+
+
+def _plot_train_lid(train: dict[str, list[dict]], records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(train)
+    cols = min(3, len(names))
+    nrows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.4 * cols, 3.3 * nrows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        m, arch = name.split(" (")[0], name.split(" (")[1].rstrip(")").lower()
+        rows = [r for r in train[name] if r.get("count") and r.get("mean_lid") is not None
+                and math.isfinite(r["mean_lid"])]
+        ax.plot([r["sigma_mid"] for r in rows], [r["mean_lid"] for r in rows], "s-", ms=3, color="C1",
+                label="training loss (train points)")
+        mine = [r for r in records if r["manifold"] == m and r["arch"] == arch]
+        auto = next((r for r in mine if r["method"] == "dsm@auto" and r.get("grid_mean_lid")), None)
+        if auto is not None:
+            ax.plot(auto["grid"], auto["grid_mean_lid"], "o-", ms=3, color="C0",
+                    label="DSM estimate (held-out points)")
+        fixed = sorted((r["sigma"], r["mean_lid"]) for r in mine
+                       if r["method"] == "dsm" and r.get("mean_lid") is not None)
+        if fixed and auto is None:
+            ax.plot(*zip(*fixed, strict=True), "o", color="C0", label="DSM estimate (held-out points)")
+        d = next((r["d"] for r in records if r["manifold"] == m), None)
+        if d is not None:
+            ax.axhline(d, color="k", ls="--", lw=1, label="true d")
+            ax.set_ylim(0, 3 * d)
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("σ (VE, data units)", fontsize=8)
+        ax.set_ylabel("mean LID", fontsize=8)
+        ax.tick_params(labelsize=7)
+    _legend_in_spare(fig, axes, len(names))
+    fig.suptitle("Mean LID read off the training loss vs the DSM estimate", fontsize=10)
+    _savefig(fig, path)
+    plt.close(fig)
 
 
 def write_report(out: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -273,6 +495,15 @@ def write_report(out: str | Path, meta: dict[str, Any] | None = None) -> Path:
             d = d if d is not None else _d(records, m)
             _plot_hist(m, int(d), pp, out / f"hist_{m}.png")
             figures.append(f"hist_{m}.png")
+    curves = _auto_curves(out, records) if (out / "units").is_dir() else {}
+    rules = rule_maes(curves, records) if curves else {}
+    if curves:
+        _plot_curves(curves, out / "lid_curves.png")
+        figures.append("lid_curves.png")
+    train = _train_curves(out) if (out / "units").is_dir() else {}
+    if train:
+        _plot_train_lid(train, records, out / "train_lid.png")
+        figures.append("train_lid.png")
     path = out / "report.md"
-    atomic_write_text(path, render_markdown(records, meta, figures))
+    atomic_write_text(path, render_markdown(records, meta, figures, rules))
     return path

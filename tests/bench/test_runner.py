@@ -9,6 +9,7 @@ import torch
 
 from scorelid.analytic import GaussianSubspace
 from scorelid.bench import RECORD_KEYS, ROW_BUILDERS, Profile, RowSpec, register_rows, run_bench
+from scorelid.sigma_select import DEFAULT_RULE
 
 D, N_AMB = 2, 6
 
@@ -122,3 +123,72 @@ def test_registered_rows_and_errors(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         run_bench(micro(), tmp_path / "file", data_fn=inj.data, train_fn=inj.train)
+
+
+class WithHistory(Injected):
+    """As ``Injected``, and the 'trained' model carries a training-loss LID curve like train_denoiser's."""
+
+    def train(self, x, arch, recipe, seed, device, out_dir):
+        model = super().train(x, arch, recipe, seed, device, out_dir)
+        model.history = {"lid_by_sigma": [
+            {"sigma_lo": a, "sigma_hi": 2 * a, "sigma_mid": a * 2**0.5, "mean_lid": float(D), "count": 10}
+            for a in (0.005, 0.01, 0.02, 0.04, 0.08)]}
+        return model
+
+
+@pytest.fixture(scope="module")
+def auto_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("auto")
+    inj = WithHistory()
+    prof = micro(manifolds=("hyperball",), methods=("dsm", "dsm_auto", "flipd_auto"), baselines=(),
+                 sigmas=(0.01, 0.05), auto_sigmas=(0.005, 0.01, 0.02, 0.05, 0.1))
+    recs = run_bench(prof, out, data_fn=inj.data, train_fn=inj.train)
+    return out, recs
+
+
+def test_auto_rows(auto_bench):
+    out, recs = auto_bench
+    by = {(r["method"], r["sigma"]): r for r in recs}
+    auto = by[("dsm@auto", None)]
+    assert auto["grid"] == [0.005, 0.01, 0.02, 0.05, 0.1] and auto["rule"] == DEFAULT_RULE
+    assert auto["options"] == f"K=8,grid=0.005..0.1x5,rule={DEFAULT_RULE}"
+    # the curve at a grid level is the fixed-sigma estimate with the same K and seed, exactly
+    for s in (0.01, 0.05):
+        assert auto["grid_mae"][auto["grid"].index(s)] == pytest.approx(by[("dsm", s)]["mae"], rel=1e-12)
+        assert auto["grid_mean_lid"][auto["grid"].index(s)] == pytest.approx(by[("dsm", s)]["mean_lid"],
+                                                                             rel=1e-12)
+    assert auto["oracle_mae"] == min(auto["grid_mae"])
+    assert auto["oracle_sigma"] == auto["grid"][auto["grid_mae"].index(auto["oracle_mae"])]
+    assert auto["sigma_q10"] <= auto["sigma_median"] <= auto["sigma_q90"]
+    # an exact denoiser of a flat Gaussian: DSM is about d at every level (chi^2_d/K spread), so the
+    # chosen level's MAE is that of a fixed level, within the Monte Carlo spread of 40 points
+    assert auto["mae"] < 1.0 and abs(auto["mean_lid"] - D) < 0.5
+    flipd = by[("flipd@auto", None)]
+    assert flipd["options"].startswith("trace=hutchinson,probes=8,")
+    assert abs(flipd["mean_lid"] - D) < 0.2  # FLIPD of the exact denoiser: d + O(sigma^2) + probe noise
+    with np.load(out / "units" / "hyperball__mlp.extra.npz") as z:
+        assert z["dsm@auto::curve"].shape == (5, 40) and z["dsm@auto::sigma"].shape == (40,)
+        lid_auto = np.load(out / "units" / "hyperball__mlp.npz")["dsm@auto"]
+        level = np.searchsorted(z["dsm@auto::grid"], z["dsm@auto::sigma"])
+        picked = z["dsm@auto::curve"][level, np.arange(40)]
+        np.testing.assert_allclose(picked, lid_auto, rtol=1e-6)  # the curve is stored as float32
+    meta = json.loads((out / "units" / "hyperball__mlp.json").read_text())["meta"]
+    assert [r["mean_lid"] for r in meta["lid_by_sigma"]] == [float(D)] * 5
+
+
+def test_auto_report(auto_bench):
+    out, _ = auto_bench
+    md = (out / "report.md").read_text()
+    assert "## Adaptive sigma (issue 7)" in md and "| MLP DSM σ=auto |" in md
+    assert "| first_plateau |" in md and "| min_slope |" in md  # every rule on the stored curves
+    for png in ("lid_curves.png", "train_lid.png", "hist_hyperball.png"):
+        assert (out / png).stat().st_size > 5000 and f"![{png}]({png})" in md
+    # the histogram figure shows per-point rows only, not the auto rows' curves
+    rows = [s for s in md.splitlines() if s.startswith("| MLP ")]
+    assert not any("::" in s for s in rows)
+
+
+def test_csv_holds_lists_as_json(auto_bench):
+    out, _ = auto_bench
+    rows = {(r["method"], r["sigma"]): r for r in csv.DictReader((out / "results.csv").open())}
+    assert json.loads(rows[("dsm@auto", "")]["grid"]) == [0.005, 0.01, 0.02, 0.05, 0.1]

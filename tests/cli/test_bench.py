@@ -59,3 +59,30 @@ def test_scaling_end_to_end(tmp_path, capsys):
     assert (out / "scaling.png").stat().st_size > 5000
     assert "| 1 | 4 | DSM (K=8) |" in (out / "scaling.md").read_text()
     assert (out / "scaling" / "results.csv").is_file()
+
+
+def test_finished_dir_refused_without_force(tmp_path, capsys, monkeypatch):
+    import scorelid.bench.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_bench", lambda prof, out, **kw: calls.append((prof.name, kw["resume"])))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "bench.json").write_text("{}")  # a partially finished run: resumed, not refused
+    assert main(["bench", "--out", str(out), "--manifolds", "hyperball"]) == 0
+    capsys.readouterr()
+    (out / "results.json").write_text("[]")  # finished
+    code = main(["bench", "--out", str(out), "--manifolds", "hyperball"])
+    err = _one_line_error(capsys, code)
+    assert "results.json already exists" in err and "--force" in err
+    assert main(["bench", "--out", str(out), "--force", "--no-resume"]) == 0
+    assert calls == [("quick", True), ("quick", False)]
+
+
+def test_finished_scaling_refused_without_force(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["bench", "--scaling", "--out", str(out), "--dims", "1", "--steps", "2"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert "scaling.json already exists" in _one_line_error(capsys, main(args))
+    assert main([*args, "--force"]) == 0  # reuses the finished member, rewrites the files

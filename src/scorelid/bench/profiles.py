@@ -1,15 +1,19 @@
 """Benchmark profiles: which manifolds, models, estimators and baselines a ``scorelid bench`` runs.
 
-``quick``: CPU, MLP only with ``QUICK_RECIPE`` (about a minute of training per manifold), the
+``quick``: CPU, MLP only with ``QUICK_RECIPE`` (about a minute of training per manifold), DSM
+with ``K = 64`` noise draws per point (with ``K = 8`` the Monte Carlo spread alone gives an MAE of
+about ``0.8 sqrt(2d/K)``, 1.6 at d = 16; ``K = 64`` costs ~1 s per 1,000 points and sigma), the
 baselines at ``k = 50`` (the authors' README value, and the ``k`` of their CPU figures in
 ``paper-protocol.md``; ESS at ``k = 100`` costs ~50 s per 1,000 points here, ``k = 50`` ~15 s),
 FLIPD with the exact trace up to ``n = 128`` and Hutchinson's (8 Rademacher probes) for
 hypertwinpeaks (``n = 256``, where the exact trace took ~18 s per 1,000 points and sigma here
-against ~0.6 s), the error and normal bundles at sigma = 0.05 only and on the first 250 of the
+against ~0.6 s), the adaptive rows ``dsm@auto`` (curve with ``K = 16``: 12 levels x 16 draws
+= 192 forward passes per point, ~3 s per 1,000 points) and ``flipd@auto`` (Hutchinson, 8
+probes, ~2.5 s), the error and normal bundles at sigma = 0.05 only and on the first 250 of the
 1,000 evaluation points (``K = n`` forward passes per point), one torch thread.
 
-``paper``: for a GPU, MLP and DiT with ``PAPER_RECIPE``, baselines at ``k = 100``, the bundles at
-every sigma.
+``paper``: for a GPU, MLP and DiT with ``PAPER_RECIPE``, baselines at ``k = 100``, ``K = 64`` for
+DSM and its adaptive curve, the bundles at every sigma.
 
 Sigma is on the VE scale in the normalised data's units (see ``scorelid.data``); the paper's
 columns are flow times ``t``, which equal ``sigma / (1 + sigma)``, within 5% at these levels.
@@ -22,6 +26,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from scorelid.sigma_select import DEFAULT_GRID, DEFAULT_RULE
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
@@ -50,6 +56,9 @@ class Profile:
             points only (``None``: all); they cost ``n`` forward passes per point.
         num_threads: torch CPU threads for estimation (``None``: leave as is).  On our shared
             2-core machine one thread ran DSM ~30x faster than two (3,800 vs ~100 points/s).
+        auto_sigmas: the grid of the adaptive rows (``dsm_auto``, ``flipd_auto`` in ``methods``).
+        auto_rule: their selection rule (``scorelid.sigma_select.RULES``).
+        auto_noise: DSM noise draws per point for ``dsm@auto``'s curve (``None``: ``dsm_noise``).
     """
 
     name: str
@@ -70,6 +79,9 @@ class Profile:
     batch_size: int | None = None
     bundle_points: int | None = None
     num_threads: int | None = None
+    auto_sigmas: tuple[float, ...] = DEFAULT_GRID
+    auto_rule: str = DEFAULT_RULE
+    auto_noise: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -83,6 +95,7 @@ class Profile:
 
 
 _FIVE = ("hypersphere", "hyperball", "hypertwinpeaks", "clifford_torus", "nonlinear")
+_METHODS = ("dsm", "dsm_auto", "flipd", "flipd_auto", "error_bundle", "normal_bundle")
 
 
 def _quick() -> Profile:
@@ -90,7 +103,8 @@ def _quick() -> Profile:
 
     recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "arch"}
     return Profile(name="quick", manifolds=_FIVE, archs=("mlp",), recipes={"mlp": recipe}, baseline_k=50,
-                   bundle_sigmas=(0.05,), flipd_exact_max_n=128, bundle_points=250, num_threads=1)
+                   methods=_METHODS, dsm_noise=64, auto_noise=16, bundle_sigmas=(0.05,),
+                   flipd_exact_max_n=128, bundle_points=250, num_threads=1)
 
 
 def _paper() -> Profile:
@@ -98,7 +112,8 @@ def _paper() -> Profile:
 
     recipes = {a: {k: v for k, v in r.items() if k != "arch"} for a, r in PAPER_RECIPE.items()}
     return Profile(name="paper", manifolds=_FIVE, archs=("mlp", "dit"), recipes=recipes, baseline_k=100,
-                   bundle_sigmas=(0.01, 0.02, 0.05), flipd_exact_max_n=256)
+                   methods=_METHODS, dsm_noise=64, auto_noise=64, bundle_sigmas=(0.01, 0.02, 0.05),
+                   flipd_exact_max_n=256)
 
 
 PROFILES = {"quick": _quick, "paper": _paper}

@@ -12,7 +12,19 @@ with seed ``2 * seed + 1`` (independent samples of the same normalised manifold)
 noise uses ``seed``.
 
 Rows are built by ``ROW_BUILDERS``: ``{name: builder(profile, n) -> [RowSpec, ...]}``; a profile
-lists the builders it runs in ``profile.methods``.  Add a row type with ``register_rows``.
+lists the builders it runs in ``profile.methods``.  Add a row type with ``register_rows``.  A row's
+function returns the per-point LIDs, or a ``RowOutput`` that adds record fields (e.g. the chosen
+sigma of an adaptive row) and per-point arrays (saved to ``DIR/units/<unit>.extra.npz`` under
+``"<row key>::<name>"``, e.g. ``"dsm@auto::curve"``).
+
+Built-in builders: ``dsm``, ``flipd``, ``error_bundle``, ``normal_bundle`` (fixed sigmas) and
+``dsm_auto``, ``flipd_auto`` (issue 7: the noise level chosen per point from the LID curve on
+``profile.auto_sigmas`` by ``scorelid.sigma_select.estimate_auto`` with ``profile.auto_rule``;
+rows ``dsm@auto`` / ``flipd@auto`` with ``sigma = None`` and the grid's fixed-level MAEs, the
+oracle level and the chosen levels' quantiles in the record).
+
+A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per sigma bucket,
+``scorelid.train``) is kept in the unit's ``meta`` for the report.
 """
 
 from __future__ import annotations
@@ -34,8 +46,8 @@ from scorelid.bench.meter import measure
 from scorelid.bench.profiles import Profile
 from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["RECORD_KEYS", "ROW_BUILDERS", "RowSpec", "UnitData", "load_records", "register_rows", "run_bench",
-           "write_results"]
+__all__ = ["RECORD_KEYS", "ROW_BUILDERS", "RowOutput", "RowSpec", "UnitData", "load_records", "register_rows",
+           "run_bench", "write_results"]
 
 RECORD_KEYS = ("manifold", "d", "n", "arch", "method", "sigma", "options", "mae", "mean_lid", "seconds",
                "points_per_second", "peak_mem_bytes", "n_points", "device")
@@ -73,6 +85,16 @@ class RowSpec:
         return self.key or (self.method if self.sigma is None else f"{self.method}@{self.sigma!r}")
 
 
+@dataclass
+class RowOutput:
+    """A row's result with extras: ``lid [N]``; ``fields``: JSON-able values added to the record;
+    ``arrays``: per-row arrays (any shape) saved to ``units/<unit>.extra.npz``."""
+
+    lid: Tensor
+    fields: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 def _est(method: str, sigma: float, points: int | None = None, **kw: Any) -> Callable[[UnitData], Tensor]:
     from scorelid.estimators import estimate
 
@@ -95,6 +117,45 @@ def _flipd_rows(p: Profile, n: int) -> list[RowSpec]:
                     f"trace=hutchinson,probes={p.flipd_probes}") for s in p.sigmas]
 
 
+def _auto(method: str, p: Profile, **kw: Any) -> Callable[[UnitData], RowOutput]:
+    def fn(u: UnitData) -> RowOutput:
+        from scorelid.sigma_select import estimate_auto
+
+        res = estimate_auto(u.denoiser, u.x, method, list(p.auto_sigmas), rule=p.auto_rule, seed=u.seed,
+                            batch_size=u.profile.batch_size, progress=True, **kw)
+        d = u.d_true.double().reshape(1, -1)
+        grid_mae = (res.curve - d).abs().mean(1)  # [S]: MAE of each fixed level of the grid (same noise)
+        best = int(grid_mae.argmin())
+        sig = res.sigma
+        fields = {"rule": res.rule, "grid": res.sigmas.tolist(), "grid_mae": grid_mae.tolist(),
+                  "grid_mean_lid": res.curve.mean(1).tolist(), "oracle_sigma": float(res.sigmas[best]),
+                  "oracle_mae": float(grid_mae[best]), "sigma_median": float(sig.median()),
+                  "sigma_q10": float(sig.quantile(0.1)), "sigma_q90": float(sig.quantile(0.9)),
+                  "flatness_median": float(res.flatness.median())}
+        arrays = {"curve": res.curve.float().numpy(), "sigma": sig.numpy(), "flatness": res.flatness.numpy(),
+                  "grid": res.sigmas.numpy()}
+        return RowOutput(res.lid, fields, arrays)
+
+    return fn
+
+
+def _grid_text(p: Profile) -> str:
+    g = p.auto_sigmas
+    return f"grid={g[0]:g}..{g[-1]:g}x{len(g)},rule={p.auto_rule}"
+
+
+def _dsm_auto_rows(p: Profile, n: int) -> list[RowSpec]:
+    k = p.auto_noise or p.dsm_noise
+    return [RowSpec("dsm@auto", None, _auto("dsm", p, n_noise=k), f"K={k},{_grid_text(p)}")]
+
+
+def _flipd_auto_rows(p: Profile, n: int) -> list[RowSpec]:
+    # Hutchinson's trace at every size: the exact trace at every level of the grid costs S * n JVPs
+    kw = {"trace": "hutchinson", "n_probes": p.flipd_probes}
+    return [RowSpec("flipd@auto", None, _auto("flipd", p, **kw),
+                    f"trace=hutchinson,probes={p.flipd_probes},{_grid_text(p)}")]
+
+
 def _bundle_rows(method: str, p: Profile, n: int) -> list[RowSpec]:
     m = p.bundle_points
     return [RowSpec(method, s, _est(method, s, m, n_noise=n), f"K={n}" + (f",first {m} points" if m else ""),
@@ -115,6 +176,8 @@ ROW_BUILDERS: dict[str, Callable[[Profile, int], list[RowSpec]]] = {
     "flipd": _flipd_rows,
     "error_bundle": _error_bundle_rows,
     "normal_bundle": _normal_bundle_rows,
+    "dsm_auto": _dsm_auto_rows,
+    "flipd_auto": _flipd_auto_rows,
 }
 
 
@@ -176,28 +239,50 @@ def _record(manifold: str, d: int, n: int, arch: str, row: RowSpec, lid: Tensor,
     }
 
 
-def _run_unit(unit: UnitData, manifold: str, arch: str, rows: list[RowSpec]) -> tuple[list[dict], dict]:
+def _run_unit(unit: UnitData, manifold: str, arch: str,
+              rows: list[RowSpec]) -> tuple[list[dict], dict[str, np.ndarray], dict[str, np.ndarray]]:
     d_vals = unit.d_true.unique()
     d = int(d_vals[0]) if len(d_vals) == 1 else -1
     n = int(unit.x.shape[1])
-    records, per_point = [], {}
+    records, per_point, extra = [], {}, {}
     for row in tqdm(rows, desc=f"{manifold}/{arch}", unit="row", leave=False):
         m = measure(lambda row=row: row.fn(unit), unit.device)
-        lid = torch.as_tensor(m.value).reshape(-1)
+        out = m.value if isinstance(m.value, RowOutput) else RowOutput(m.value)
+        lid = torch.as_tensor(out.lid).reshape(-1)
         want = unit.x.shape[0] if row.n_points is None else min(row.n_points, unit.x.shape[0])
         if lid.shape[0] != want:
             raise RuntimeError(f"row {row.row_key()} returned {lid.shape[0]} values for {want} points")
-        records.append(_record(manifold, d, n, arch, row, lid, unit.d_true[:want], m.seconds,
-                               m.peak_mem_bytes, unit.device))
+        rec = _record(manifold, d, n, arch, row, lid, unit.d_true[:want], m.seconds, m.peak_mem_bytes,
+                      unit.device)
+        rec.update(out.fields)
+        records.append(rec)
         per_point[row.row_key()] = lid.double().numpy()
-    return records, per_point
+        extra.update({f"{row.row_key()}::{k}": np.asarray(v) for k, v in out.arrays.items()})
+    return records, per_point, extra
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def _save_unit(units_dir: Path, name: str, records: list[dict], per_point: dict[str, np.ndarray],
-               meta: dict[str, Any], d_true: Tensor) -> None:
-    with atomic_path(units_dir / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, d_true=d_true.numpy(), **per_point)
+               meta: dict[str, Any], d_true: Tensor, extra: dict[str, np.ndarray] | None = None) -> None:
+    """Per-point LIDs (``.npz``), extras (``.extra.npz``), then the records (``.json``): the unit
+    counts as finished once its ``.json`` exists, so it is written last."""
+    _save_npz(units_dir / f"{name}.npz", {"d_true": d_true.numpy(), **per_point})
+    if extra:
+        _save_npz(units_dir / f"{name}.extra.npz", extra)
     atomic_write_json(units_dir / f"{name}.json", {"meta": meta, "records": records})
+
+
+def load_extras(out: str | Path, unit: str) -> dict[str, np.ndarray]:
+    """The extra arrays of ``out/units/<unit>.extra.npz`` (``{}`` when the unit has none)."""
+    path = Path(out) / "units" / f"{unit}.extra.npz"
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 # --------------------------------------------------------------------------- results files
@@ -221,6 +306,12 @@ def load_records(out: str | Path) -> list[dict[str, Any]]:
     return recs
 
 
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    return json.dumps(v) if isinstance(v, list | dict) else v
+
+
 def write_results(out: str | Path, records: list[dict[str, Any]]) -> None:
     """``results.json`` and ``results.csv`` (columns ``RECORD_KEYS`` first), both atomically."""
     out = Path(out)
@@ -230,7 +321,7 @@ def write_results(out: str | Path, records: list[dict[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     for r in records:
-        w.writerow({k: "" if r.get(k) is None else r.get(k) for k in keys})
+        w.writerow({k: _cell(r.get(k)) for k in keys})
     atomic_write_text(out / "results.csv", buf.getvalue())
 
 
@@ -342,11 +433,14 @@ def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: to
                     if isinstance(denoiser, torch.nn.Module):
                         denoiser.eval()
                     meta["train_seconds"] = t.seconds
+                    curve = (getattr(denoiser, "history", None) or {}).get("lid_by_sigma")
+                    if curve:
+                        meta["lid_by_sigma"] = curve
                     rows = [r for b in profile.methods for r in ROW_BUILDERS[b](profile, int(x.shape[1]))]
                 bar.set_postfix_str(f"estimating {name}/{arch}")
                 unit = UnitData(x.to(device), x_train, d_true, denoiser, device, seed, profile)
-                recs, per_point = _run_unit(unit, name, arch, rows)
-                _save_unit(units_dir, uname, recs, per_point, meta, d_true)
+                recs, per_point, extra = _run_unit(unit, name, arch, rows)
+                _save_unit(units_dir, uname, recs, per_point, meta, d_true, extra)
                 records += recs
                 bar.update(1)
     return records

@@ -4,9 +4,13 @@
     scorelid bench --profile paper --out runs/paper --device cuda
     scorelid bench --scaling --out runs/scaling [--dims 4 8 16 32 64] [--device cuda]
 
-Writes ``DIR/results.json``, ``results.csv``, ``report.md`` and PNG figures; a rerun of the same
-command resumes (finished units are skipped, trained models reused).  ``--scaling`` writes
-``DIR/scaling.json``, ``scaling.csv`` (in ``DIR/scaling/``), ``scaling.md`` and ``scaling.png``.
+Writes ``DIR/results.json``, ``results.csv``, ``report.md`` and PNG figures.  An interrupted run
+resumes when the same command is run again (finished units are skipped, trained models reused,
+an interrupted training continues from its last checkpoint).  A *finished* directory (one holding
+``results.json``; ``scaling.json`` for ``--scaling``) is refused unless ``--force`` is given; with
+``--force`` the run is repeated in place, reusing finished units unless ``--no-resume`` is also
+given (``--force --no-resume`` recomputes everything).  ``--scaling`` writes ``DIR/scaling.json``,
+``scaling.csv`` (in ``DIR/scaling/``), ``scaling.md`` and ``scaling.png``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+from scorelid.cli.common import add_force, refuse_overwrite
 
 __all__ = ["add_parser", "run"]
 
@@ -34,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dims", type=int, nargs="+", default=None,
                    help="scaling: intrinsic dimensions (n = 4d); default 4..64 on CPU, 4..1024 on CUDA")
     p.add_argument("--steps", type=int, default=None, help="scaling: training steps (default: the recipe's)")
+    add_force(p)
     p.set_defaults(func=run, resume=True)
     return p
 
@@ -47,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    refuse_overwrite(out / ("scaling.json" if args.scaling else "results.json"), args.force)
     t0 = time.perf_counter()
     if args.scaling:
         from scorelid.bench.scaling import CPU_DIMS, GPU_DIMS, run_scaling
