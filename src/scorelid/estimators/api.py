@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from scorelid.estimators.common import Context
 from scorelid.estimators.dsm import dsm
 from scorelid.estimators.flipd import flipd
 from scorelid.estimators.ism import ism
+from scorelid.guards import BatchSizeWarning, NonFiniteWarning, free_accelerator_memory, is_out_of_memory
 
 __all__ = ["METHODS", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
 
@@ -93,6 +95,7 @@ def estimate(
     *,
     indices: Tensor | None = None,
     progress: bool = False,
+    stats: dict | None = None,
     **options,
 ) -> Tensor:
     """Per-point local intrinsic dimension of ``x`` under denoiser ``D``.
@@ -114,12 +117,24 @@ def estimate(
         indices: global indices of the rows of ``x`` (default ``0..N-1``); set them when ``x`` is
             a shard of a larger set so that the noise matches the unsharded run.
         progress: show a progress bar.
+        stats: if a dict is given, it is filled with ``batch_size`` (the rows per denoiser call
+            finally used: smaller than asked after out-of-memory errors), ``oom_retries`` and
+            ``nonfinite`` (the number of points whose LID is NaN).
         **options: method options: ``trace`` (``"exact"``/``"hutchinson"``), ``n_probes`` and
             ``ad`` (``"auto"``/``"forward"``/``"reverse"``) for ``ism``/``flipd``; ``eps`` for
             ``error_bundle``; ``threshold`` and ``center`` for ``normal_bundle``.
 
     Returns:
         ``[N]`` float64 tensor on the CPU: the per-point LID.  Its mean is the dataset's LID.
+
+    Guards (``scorelid.guards``):
+        * non-finite inputs ``x`` or ``sigma`` raise ``ValueError``; a non-finite model output
+          makes only that point's LID NaN, with one ``NonFiniteWarning`` giving the count;
+        * half-precision models get half-precision inputs, but errors, norms and traces are
+          accumulated in float32 or wider;
+        * out of memory (``torch.OutOfMemoryError``, or a ``RuntimeError`` saying "out of
+          memory"): the batch size is halved and the batch retried, with a ``BatchSizeWarning``
+          naming the new size; per-point results do not depend on the batch size.
     """
     if isinstance(sigma, str):
         if sigma != "auto":
@@ -147,14 +162,44 @@ def estimate(
         raise ValueError(f"indices must have shape [{N}], got {tuple(indices.shape)}")
 
     ctx = Context(n_noise=int(K), seed=int(seed), batch_size=int(bs))
-    step = max(1, bs // spec.rows_per_point(ctx.n_noise))
     out = torch.empty(N, dtype=torch.float64)
+    retries = 0
     bar = tqdm(total=N, desc=method, unit="pt", disable=not progress, leave=False)
     grad_ctx = torch.inference_mode if not spec.needs_grad else torch.enable_grad
     with bar, grad_ctx():
-        for start in range(0, N, step):
+        start = 0
+        while start < N:
+            step = max(1, ctx.batch_size // spec.rows_per_point(ctx.n_noise))
             sl = slice(start, start + step)
             s = sigma[sl] if isinstance(sigma, Tensor) else sigma
-            out[sl] = spec.fn(D, x[sl], s, indices[sl], ctx, **options)
+            try:
+                out[sl] = spec.fn(D, x[sl], s, indices[sl], ctx, **options)
+                oom = False
+            except Exception as exc:
+                if not is_out_of_memory(exc) or ctx.batch_size == 1:
+                    raise
+                oom = True  # handled below, once the failed batch's tensors are released
+            if oom:
+                ctx = _halved(ctx)
+                retries += 1
+                continue  # the same points again, in smaller batches: same noise, same result
             bar.update(min(step, N - start))
+            start += step
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        out[bad] = float("nan")
+        warnings.warn(
+            f"{int(bad.sum())} of {N} points got a non-finite {method} value (the denoiser returned "
+            f"NaN or inf there); their LID is NaN", NonFiniteWarning, stacklevel=2)
+    if stats is not None:
+        stats.update(batch_size=ctx.batch_size, oom_retries=retries, nonfinite=int(bad.sum()))
     return out
+
+
+def _halved(ctx: Context) -> Context:
+    """``ctx`` with half the batch size, after an out-of-memory error (warns with the new size)."""
+    free_accelerator_memory()
+    new = Context(n_noise=ctx.n_noise, seed=ctx.seed, batch_size=max(1, ctx.batch_size // 2))
+    warnings.warn(f"out of memory at batch size {ctx.batch_size}; retrying with batch size {new.batch_size}",
+                  BatchSizeWarning, stacklevel=3)
+    return new

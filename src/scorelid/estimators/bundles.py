@@ -13,6 +13,9 @@ flat manifold ``E[e e^T]`` is the tangent projector), so LID = the number of eig
 ``(1/K) sum_k e_k e_k^T`` above ``eps`` (default 1e-2, in units of the noise variance).  Computed
 through the ``K x K`` Gram matrix ``(1/K) E E^T`` when ``K < n``; at most ``min(K, n)``.  Its trace
 is the DSM estimate.
+
+A point whose stack holds a non-finite value (the model returned NaN/inf) gets NaN eigenvalues /
+LID; its stack is zeroed before the batched linear algebra so that it cannot disturb the others.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 from torch import Tensor
 
 from scorelid.denoiser import Denoiser, SigmaLike
-from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma
+from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, wide
 from scorelid.estimators.dsm import dsm_errors
 from scorelid.estimators.noise import point_noise
 
@@ -34,9 +37,20 @@ def error_bundle_eigenvalues(
     """Eigenvalues of the error covariance ``(1/K) sum_k e_k e_k^T``: ``[P, min(K, n)]``, descending."""
     err = dsm_errors(D, x, sigma, indices, ctx)
     P, K = err.shape[:2]
-    E = err.reshape(P, K, -1).to(torch.float64)
+    E, bad = _zero_nonfinite(err.reshape(P, K, -1).to(torch.float64))
     gram = E @ E.transpose(1, 2) / K if K <= E.shape[2] else E.transpose(1, 2) @ E / K
-    return torch.linalg.eigvalsh(gram).flip(-1).cpu()
+    vals = torch.linalg.eigvalsh(gram).flip(-1).cpu()
+    vals[bad.cpu()] = float("nan")
+    return vals
+
+
+def _zero_nonfinite(stack: Tensor) -> tuple[Tensor, Tensor]:
+    """``stack`` ``[P, K, n]`` with the points holding NaN/inf zeroed, and those points ``[P]`` (bool)."""
+    bad = ~torch.isfinite(stack).flatten(1).all(1)
+    if bad.any():
+        stack = torch.where(bad[:, None, None], torch.zeros((), dtype=stack.dtype, device=stack.device),
+                            stack)
+    return stack, bad
 
 
 def error_bundle(
@@ -46,7 +60,9 @@ def error_bundle(
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     vals = error_bundle_eigenvalues(D, x, sigma, indices, ctx)
-    return (vals > eps).sum(1).double()
+    lid = (vals > eps).sum(1).double()
+    lid[torch.isnan(vals[:, 0])] = float("nan")
+    return lid
 
 
 def normal_bundle(
@@ -65,14 +81,15 @@ def normal_bundle(
             f"normal_bundle needs n_noise >= n (the ambient dimension, {n}) to see every normal "
             f"direction; got n_noise={K}"
         )
-    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=x.dtype)
+    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=wide(x).dtype)
     y = noised_copies(x, sigma, eps)
-    scores = (denoise(D, y, repeat_sigma(sigma, K), ctx.batch_size) - y).reshape(P, K, n)
-    scores = scores.to(torch.float64)
+    out = denoise(D, y, repeat_sigma(sigma, K), ctx.batch_size)
+    scores = (out.to(torch.float64) - y.to(torch.float64)).reshape(P, K, n)
     if center:
-        clean = (denoise(D, x, sigma, ctx.batch_size) - x).reshape(P, 1, n)
-        scores = scores - clean.to(torch.float64)
+        clean = denoise(D, x, sigma, ctx.batch_size).to(torch.float64) - x.to(torch.float64)
+        scores = scores - clean.reshape(P, 1, n)
     # the 1/sigma^2 of the score is a common factor of each point's stack: irrelevant to ratios
+    scores, bad = _zero_nonfinite(scores)
     sv = torch.linalg.svdvals(scores).cpu()  # [P, n], descending
     if threshold is not None:
         if not 0 < threshold < 1:
@@ -81,4 +98,6 @@ def normal_bundle(
     else:
         logs = torch.log(sv.clamp_min(torch.finfo(torch.float64).tiny))
         normal = (logs[:, :-1] - logs[:, 1:]).argmax(1) + 1
-    return (n - normal).double()
+    lid = (n - normal).double()
+    lid[bad.cpu()] = float("nan")
+    return lid

@@ -1,4 +1,12 @@
-"""Shared plumbing for the estimators: chunked denoiser calls, noised copies, squared norms."""
+"""Shared plumbing for the estimators: chunked denoiser calls, noised copies, squared norms.
+
+Numerics.  The denoiser sees the data's dtype (a float16/bfloat16 model gets half-precision
+inputs), but everything computed from its outputs -- noised inputs, errors ``D(y) - x``, squared
+norms, traces -- is formed in float32 or wider (``wide``): half precision has 8-11 mantissa bits,
+too few to subtract nearly equal numbers or to sum ``n`` squares.  Non-finite outputs are not
+rejected here: they propagate to that point's value, which ``estimate`` turns into NaN with a
+``NonFiniteWarning`` (one bad point must not stop or contaminate the others).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike, check_denoised
+from scorelid.denoiser import Denoiser, SigmaLike
 
-__all__ = ["Context", "denoise", "noised_copies", "repeat_sigma", "sq_norm"]
+__all__ = ["Context", "denoise", "noised_copies", "repeat_sigma", "sq_norm", "wide"]
 
 
 @dataclass(frozen=True)
@@ -40,25 +48,46 @@ def _rows(sigma: SigmaLike, start: int, stop: int) -> SigmaLike:
     return sigma
 
 
+def wide(t: Tensor) -> Tensor:
+    """``t`` in float32 if it is in a narrower float type (float16, bfloat16, float8), else as is."""
+    if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+        return t.float()
+    return t
+
+
+def check_output(out: object, y: Tensor) -> Tensor:
+    """A denoiser output for input ``y`` must be a tensor of y's shape (its values are not checked)."""
+    if not isinstance(out, Tensor):
+        raise ValueError(f"denoiser returned {type(out).__name__}, expected a torch.Tensor")
+    if out.shape != y.shape:
+        raise ValueError(
+            f"denoiser returned shape {tuple(out.shape)} for input of shape {tuple(y.shape)}; "
+            "it must return the posterior mean with the input's shape"
+        )
+    return out
+
+
 def denoise(D: Denoiser, y: Tensor, sigma: SigmaLike, batch_size: int) -> Tensor:
-    """``D(y, sigma)`` in calls of at most ``batch_size`` rows, each output validated."""
+    """``D(y, sigma)`` in calls of at most ``batch_size`` rows, each output's shape checked."""
     outs = []
     for start in range(0, y.shape[0], batch_size):
         yb = y[start : start + batch_size]
-        outs.append(check_denoised(D(yb, _rows(sigma, start, start + batch_size)), yb))
+        outs.append(check_output(D(yb, _rows(sigma, start, start + batch_size)), yb))
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
 def noised_copies(x: Tensor, sigma: SigmaLike, eps: Tensor) -> Tensor:
-    """``x + sigma * eps`` for ``x`` ``[P, *shape]`` and ``eps`` ``[P, K, *shape]`` -> ``[P*K, *shape]``."""
-    s = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    """``x + sigma * eps`` for ``x`` ``[P, *shape]`` and ``eps`` ``[P, K, *shape]`` -> ``[P*K, *shape]``.
+
+    Formed in float32 or wider and rounded once to x's dtype.
+    """
+    xw = wide(x)
+    s = torch.as_tensor(sigma, device=x.device, dtype=xw.dtype)
     s = s.reshape(-1, *([1] * (eps.ndim - 1))) if s.ndim == 1 else s
-    return (x.unsqueeze(1) + s * eps).reshape(-1, *x.shape[1:])
+    return (xw.unsqueeze(1) + s * wide(eps)).reshape(-1, *x.shape[1:]).to(x.dtype)
 
 
 def sq_norm(v: Tensor) -> Tensor:
     """Row-wise squared Euclidean norm in float32 or wider: ``[R, *shape]`` -> ``[R]``."""
-    v = v.reshape(v.shape[0], -1)
-    if v.dtype not in (torch.float32, torch.float64):
-        v = v.float()
+    v = wide(v.reshape(v.shape[0], -1))
     return (v * v).sum(dim=1)

@@ -12,19 +12,23 @@ from __future__ import annotations
 from torch import Tensor
 
 from scorelid.denoiser import Denoiser, SigmaLike
-from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm
+from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm, wide
 from scorelid.estimators.noise import point_noise
 
 __all__ = ["dsm", "dsm_errors"]
 
 
 def dsm_errors(D: Denoiser, x: Tensor, sigma: SigmaLike, indices: Tensor, ctx: Context) -> Tensor:
-    """Scaled denoising errors ``e_k = (D(x + sigma eps_k) - x) / sigma``: ``[P, K, *shape]``."""
+    """Scaled denoising errors ``e_k = (D(x + sigma eps_k) - x) / sigma``: ``[P, K, *shape]``.
+
+    In float32 or wider whatever the model's dtype (``common.wide``); NaN/inf where the model's
+    output was not finite.
+    """
     K = ctx.n_noise
-    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=x.dtype)
+    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=wide(x).dtype)
     y = noised_copies(x, sigma, eps)
     out = denoise(D, y, repeat_sigma(sigma, K), ctx.batch_size)
-    err = out.reshape(x.shape[0], K, *x.shape[1:]) - x.unsqueeze(1)
+    err = wide(out).reshape(x.shape[0], K, *x.shape[1:]) - wide(x).unsqueeze(1)
     return err / _per_point(sigma, err)
 
 

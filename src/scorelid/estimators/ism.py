@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from scorelid.denoiser import Denoiser, SigmaLike
-from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm
+from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm, wide
 from scorelid.estimators.flipd import denoiser_trace
 from scorelid.estimators.noise import point_noise
 
@@ -32,13 +32,13 @@ def ism(
 ) -> Tensor:
     """Per-point ISM LID ``[P]`` (float64)."""
     P, K, n = x.shape[0], ctx.n_noise, x[0].numel()
-    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=x.dtype)
+    eps = point_noise(ctx.seed, indices, K, x.shape[1:], device=x.device, dtype=wide(x).dtype)
     y = noised_copies(x, sigma, eps)  # [P*K, *shape]
     s_rows = repeat_sigma(sigma, K)
     with torch.no_grad():
         out = denoise(D, y.detach(), s_rows, ctx.batch_size)
     sig2 = s_rows.double().cpu() ** 2 if isinstance(s_rows, Tensor) else float(s_rows) ** 2
-    fit = sq_norm(out - y).double().cpu() / sig2
+    fit = sq_norm(wide(out) - wide(y)).double().cpu() / sig2
     draws = torch.arange(K).repeat(P)
     tr = denoiser_trace(
         D, y, s_rows, indices.repeat_interleave(K), ctx, trace, n_probes, ad, draws=draws
