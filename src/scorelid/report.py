@@ -69,18 +69,18 @@ def _is_auto(method: str) -> bool:
 
 
 def row_label(rec: dict[str, Any]) -> str:
-    """E.g. ``"MLP DSM σ=0.05"``, ``"ESS k=50"``, ``"MLP DSM σ=auto"``."""
+    """E.g. ``"MLP DSM σ=0.05"``, ``"ESS k=50"``, ``"MLP DSM σ=auto"``.  The trace of a FLIPD row is
+    not in its label (one row per sigma in Table 1): cells with Hutchinson's trace carry a ``†``."""
     opts = rec.get("options") or ""
     if _is_auto(rec["method"]):
         base = rec["method"].removesuffix("@auto")
-        extra = " (Hutchinson)" if base == "flipd" and "hutchinson" in opts else ""
-        return f"{str(rec.get('arch', '')).upper()} {METHOD_NAMES.get(base, base)} σ=auto{extra}"
+        return f"{str(rec.get('arch', '')).upper()} {METHOD_NAMES.get(base, base)} σ=auto"
     name = METHOD_NAMES.get(rec["method"], rec["method"])
     if rec.get("sigma") is None:
         k = [o for o in opts.split(",") if o.startswith("k=")]
         return f"{name} {k[0]}" if k else name
     arch = str(rec.get("arch", "")).upper()
-    extra = " (Hutchinson)" if rec["method"] == "flipd" and "hutchinson" in opts else ""
+    extra = ""
     return f"{arch} {name} σ={rec['sigma']:g}{extra}"
 
 
@@ -110,7 +110,9 @@ def _table(records: list[dict], field: str, with_refs: bool) -> list[str]:
         vals = [by_m.get(m, {}).get(field) for m in mans]
         ok = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         avg = sum(ok) / len(ok) if len(ok) == len(mans) and ok else None
-        lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in vals) + f" | {_fmt(avg)} |")
+        marks = ["†" if "hutchinson" in (by_m.get(m, {}).get("options") or "") else "" for m in mans]
+        lines.append(f"| {label} | " + " | ".join(_fmt(v) + k for v, k in zip(vals, marks, strict=True))
+                     + f" | {_fmt(avg)} |")
         if with_refs:
             lines += _reference_lines(next(iter(by_m.values())), mans)
     return lines
@@ -236,7 +238,10 @@ def render_markdown(records: list[dict], meta: dict[str, Any] | None = None,
         "- hypertwinpeaks at d = 128: scikit-dimension's height is a product of 128 sines and "
         "underflows (≈ 1e-24 or smaller), so the data is in effect a flat 128-dimensional cube with "
         "no peaks (the same holds for the paper's and the authors' numbers).",
-        "- FLIPD rows use the exact Jacobian trace unless marked (Hutchinson).",
+        "- † FLIPD with Hutchinson's trace estimate (Rademacher probes, see the row's options in "
+        "results.json) instead of the exact Jacobian trace: where n is above the profile's "
+        "`flipd_exact_max_n` (hypertwinpeaks, n = 256, in the quick profile) and on every level of "
+        "the `@auto` FLIPD curves. The cost table's FLIPD rows sum both kinds of cells.",
     ]
     lines += _auto_section(records, auto_rules or {})
     nonfinite = [r for r in records if r.get("n_nonfinite")]

@@ -46,19 +46,26 @@ def test_unknown_profile_is_a_usage_error(tmp_path):
     assert exc.value.code == 2
 
 
-def test_scaling_end_to_end(tmp_path, capsys):
+def test_scaling_end_to_end_and_force(tmp_path, capsys):
+    """A one-member study with a 3-step model: every estimate in a fresh process (CPU), files written;
+    the finished directory is refused without --force and rewritten from its cache with it."""
     out = tmp_path / "s"
-    code = main(["bench", "--scaling", "--out", str(out), "--dims", "1", "2", "--steps", "3"])
+    args = ["bench", "--scaling", "--out", str(out), "--dims", "2", "--steps", "3"]
+    code = main(args)
     assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
     recs = json.loads((out / "scaling.json").read_text())
-    # per member: DSM, FLIPD exact, FLIPD Hutchinson
+    # DSM, FLIPD exact, FLIPD Hutchinson
     assert [(r["n"], r["method"], r["options"].split(",")[0]) for r in recs] == [
-        (4, "dsm", "K=8"), (4, "flipd", "trace=exact"), (4, "flipd", "trace=hutchinson"),
         (8, "dsm", "K=8"), (8, "flipd", "trace=exact"), (8, "flipd", "trace=hutchinson")]
-    assert all(r["n_points"] == 1000 and r["seconds_per_point"] > 0 for r in recs)
+    assert all(r["n_points"] == 1000 and r["seconds_per_point"] > 0 and r["isolated"] for r in recs)
+    assert all(r["peak_mem_bytes"] is not None and r["peak_mem_bytes"] >= 0 for r in recs)
     assert (out / "scaling.png").stat().st_size > 5000
-    assert "| 1 | 4 | DSM (K=8) |" in (out / "scaling.md").read_text()
+    assert "| 2 | 8 | DSM (K=8) |" in (out / "scaling.md").read_text()
     assert (out / "scaling" / "results.csv").is_file()
+    assert "scaling.json already exists" in _one_line_error(capsys, main(args))
+    assert main([*args, "--force"]) == 0
+    assert json.loads((out / "scaling.json").read_text()) == recs
 
 
 def test_finished_dir_refused_without_force(tmp_path, capsys, monkeypatch):
@@ -77,12 +84,3 @@ def test_finished_dir_refused_without_force(tmp_path, capsys, monkeypatch):
     assert "results.json already exists" in err and "--force" in err
     assert main(["bench", "--out", str(out), "--force", "--no-resume"]) == 0
     assert calls == [("quick", True), ("quick", False)]
-
-
-def test_finished_scaling_refused_without_force(tmp_path, capsys):
-    out = tmp_path / "s"
-    args = ["bench", "--scaling", "--out", str(out), "--dims", "1", "--steps", "2"]
-    assert main(args) == 0
-    capsys.readouterr()
-    assert "scaling.json already exists" in _one_line_error(capsys, main(args))
-    assert main([*args, "--force"]) == 0  # reuses the finished member, rewrites the files

@@ -10,7 +10,11 @@ coordinates, ``scorelid.data.dims_family``'s default), train one model with the 
 * FLIPD with Hutchinson's trace (``probes`` Rademacher probes).
 
 Each row records MAE, mean LID, wall seconds, seconds per point, points per second and peak
-memory (``scorelid.bench.meter``).  Per-member results are cached in ``out/scaling/units`` so an
+memory (``scorelid.bench.meter``).  On the CPU every estimate runs in a fresh process
+(``scorelid.bench.isolated``; ``isolate=None`` does so whenever the trained model is saved): in
+one process the allocator would hand memory freed by the first row to the next ones, so the
+first row (DSM) would be charged for allocations FLIPD then gets for free.  Per-member results
+are cached in ``out/scaling/units`` so an
 interrupted study resumes; ``out/scaling.json``, ``scaling.csv``, ``scaling.md`` and
 ``scaling.png`` are written atomically at the end.
 """
@@ -63,6 +67,7 @@ def run_scaling(
     train_fn: Callable[..., Any] | None = None,
     data_fn: Callable[[int, int, int, int], tuple[Any, Any]] | None = None,
     num_threads: int | None = None,
+    isolate: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Run the study into ``out`` (files ``scaling.*``); returns the records.
 
@@ -74,19 +79,24 @@ def run_scaling(
         train_fn: replaces training, ``(x, arch, recipe, seed, device, out_dir) -> denoiser``.
         data_fn: replaces sampling, ``(d, n, num, seed) -> (x [num, n], d_true [num])``.
         num_threads: torch CPU threads while estimating (``None``: leave as is).
+        isolate: run each estimate in a fresh process (``scorelid.bench.isolated``); ``None``: on
+            the CPU when the model is saved in its directory (not for injected ``train_fn`` models).
     """
     threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
         return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
-                            probes, exact_max_n, seed, device, resume, train_fn, data_fn)
+                            probes, exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
+                            isolate)
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise, probes,
-                 exact_max_n, seed, device, resume, train_fn, data_fn) -> list[dict[str, Any]]:
+                 exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
+                 isolate) -> list[dict[str, Any]]:
+    from scorelid.bench.isolated import measure_isolated
     from scorelid.data import manifold as sample
     from scorelid.estimators import estimate
 
@@ -118,10 +128,15 @@ def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sig
         if isinstance(den, torch.nn.Module):
             den.eval()
         xd = x.to(device)
+        iso = (device.type == "cpu" and (mdir / "config.json").is_file()) if isolate is None else isolate
         member = []
         for method, opts, kw in _rows(n, sigma, dsm_noise, probes, exact_max_n):
-            m = measure(lambda method=method, kw=kw, den=den, xd=xd: estimate(
-                den, xd, method, sigma, seed=seed, progress=True, **kw), device)
+            if iso:
+                m = measure_isolated(mdir, x, method, sigma, kw, seed=seed, device=device,
+                                     num_threads=num_threads)
+            else:
+                m = measure(lambda method=method, kw=kw, den=den, xd=xd: estimate(
+                    den, xd, method, sigma, seed=seed, progress=True, **kw), device)
             lid = m.value.double()
             member.append({
                 "manifold": manifold, "d": d, "n": n, "arch": arch, "method": method, "sigma": sigma,
@@ -129,7 +144,7 @@ def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sig
                 "mean_lid": float(lid.mean()), "seconds": m.seconds,
                 "seconds_per_point": m.seconds / len(lid), "points_per_second": len(lid) / m.seconds,
                 "peak_mem_bytes": m.peak_mem_bytes, "n_points": len(lid), "device": str(device),
-                "train_seconds": t.seconds,
+                "train_seconds": t.seconds, "isolated": bool(iso),
             })
         atomic_write_json(cache, member)
         records += member
