@@ -14,8 +14,9 @@ Phases, each measured in a fresh subprocess (peak memory only ever rises within 
 Memory: CUDA ``max_memory_allocated``; CPU ``ru_maxrss``.  ``peak_mib`` is the process peak,
 ``work_mib`` the peak minus the memory after the model and inputs were built (so ``work_mib`` is
 what the method itself needs on top of the weights).  Throughput: images/s over ``--images``
-images after one warm-up call, best of ``--repeats`` (the machine may be shared), and rows/s
-(denoiser rows = noise samples for DSM) for ``forward`` and ``dsm``.
+images after one warm-up call, best of ``--repeats`` (the machine may be shared: the load average
+at the end of each phase is recorded), and rows/s (denoiser rows = noise samples for DSM) for
+``forward`` and ``dsm``.
 
 Usage::
 
@@ -147,6 +148,7 @@ def child(args: argparse.Namespace) -> dict:
         "images": args.images, "seconds": sec, "seconds_all": times, "images_per_s": imgs,
         "rows_per_s": rows / sec if args.phase in ("forward", "dsm") else float("nan"),
         "peak_mib": peak, "base_mib": base, "work_mib": peak - base, "params": params,
+        "load_avg": [round(v, 2) for v in os.getloadavg()],  # the machine may be shared: say how busy
     }
 
 
@@ -212,6 +214,10 @@ def main(argv=None) -> int:
             print(f"{prec:10s} {phase:17s} {r['images_per_s']:.3g} img/s  {r['rows_per_s']:.3g} rows/s  "
                   f"peak {r['peak_mib']:.0f} MiB  work {r['work_mib']:.0f} MiB", flush=True)
     md = table(rows)
+    loads = [r["load_avg"][0] for r in rows if "load_avg" in r]
+    if loads:
+        md += f"\n\n1-minute load average during the phases: {min(loads):.1f}-{max(loads):.1f} " \
+              f"on {os.cpu_count()} CPU cores"
     print(md)
     if args.out:
         out = Path(args.out)
