@@ -209,9 +209,11 @@ def _auto_section(records: list[dict], auto_rules: dict[tuple[str, str], dict[st
 
 def render_markdown(records: list[dict], meta: dict[str, Any] | None = None,
                     figures: list[str] | None = None,
-                    auto_rules: dict[tuple[str, str], dict[str, float]] | None = None) -> str:
+                    auto_rules: dict[tuple[str, str], dict[str, float]] | None = None,
+                    train: dict[str, list[dict]] | None = None) -> str:
     """The report's Markdown text for ``records`` (``meta``: e.g. profile, seed, device;
-    ``auto_rules``: ``{(method, rule): {manifold: MAE}}`` from ``rule_maes``)."""
+    ``auto_rules``: ``{(method, rule): {manifold: MAE}}`` from ``rule_maes``; ``train``: ``{"<manifold>
+    (<ARCH>)": lid_by_sigma rows}`` of the trained models)."""
     if not records:
         raise ValueError("no records to report")
     meta = meta or {}
@@ -244,6 +246,7 @@ def render_markdown(records: list[dict], meta: dict[str, Any] | None = None,
         "the `@auto` FLIPD curves. The cost table's FLIPD rows sum both kinds of cells.",
     ]
     lines += _auto_section(records, auto_rules or {})
+    lines += _train_section(train or {}, records)
     nonfinite = [r for r in records if r.get("n_nonfinite")]
     for r in nonfinite:
         lines.append(f"- {row_label(r)} on {r['manifold']}: {r['n_nonfinite']} of {r['n_points']} points "
@@ -393,9 +396,10 @@ def _plot_curves(curves: dict[str, dict[str, dict[str, np.ndarray]]], path: Path
             if it.get("oracle") is not None:
                 ax.axvline(float(it["oracle"]), color=color, lw=1.0, ls=":", label="oracle σ")
         if d is not None:
-            ax.axhline(d, color="k", ls="--", lw=1, label=f"true d={d}")
-            top = max(float(np.quantile(it["curve"], 0.9, axis=1).max()) for it in curves[m].values())
-            ax.set_ylim(0, min(top * 1.05, 3 * d))
+            ax.axhline(d, color="k", ls="--", lw=1, label="true d")
+            lo = min(float(np.quantile(it["curve"], 0.1, axis=1).min()) for it in curves[m].values())
+            hi = max(float(np.quantile(it["curve"], 0.9, axis=1).max()) for it in curves[m].values())
+            ax.set_ylim(max(0.0, min(lo, 0.8 * d)), min(max(hi, 1.2 * d), 3 * d) * 1.03)
         ax.set_xscale("log")
         ax.set_title(m, fontsize=9)
         ax.set_xlabel("σ (VE, data units)", fontsize=8)
@@ -424,11 +428,46 @@ def _train_curves(out: Path) -> dict[str, list[dict]]:
     import json
 
     res = {}
-    for f in sorted((out / "units").glob("*__*.json")):
+    files = sorted((out / "units").glob("*__*.json"),
+                   key=lambda f: (_order(f.stem.split("__")[0]), f.name))
+    for f in files:
         meta = json.loads(f.read_text()).get("meta", {})
         if meta.get("lid_by_sigma"):
             res[f"{meta['manifold']} ({str(meta['arch']).upper()})"] = meta["lid_by_sigma"]
     return res
+
+
+def _order(manifold: str) -> int:
+    return MANIFOLD_ORDER.index(manifold) if manifold in MANIFOLD_ORDER else len(MANIFOLD_ORDER)
+
+
+def _bucket_lid(rows: list[dict], sigma: float) -> float | None:
+    """The training-loss mean LID of the bucket holding ``sigma`` (``None`` outside the range)."""
+    for r in rows:
+        if r["sigma_lo"] <= sigma < r["sigma_hi"] and r.get("count"):
+            return r["mean_lid"]
+    return None
+
+
+def _train_section(train: dict[str, list[dict]], records: list[dict]) -> list[str]:
+    """Training-loss mean LID (bucket holding sigma) next to the held-out DSM mean LID at sigma."""
+    if not train:
+        return []
+    sig = sorted({r["sigma"] for r in records if r["method"] == "dsm" and r.get("sigma") is not None})
+    lines = ["", "## The LID read off the training loss", "",
+             "The DSM training loss at noise level σ is, per sample, the DSM LID estimate; `scorelid.train` "
+             "averages it per log-spaced σ bucket over the last part of training (training points, online "
+             "weights). Beside it: the DSM estimate's mean LID on the held-out points at the same σ "
+             "(EMA weights). See `train_lid.png`.", "",
+             "| model | d | " + " | ".join(f"σ={s:g} train loss / estimate" for s in sig) + " |",
+             "|" + "---|" * (len(sig) + 2)]
+    for name, rows in train.items():
+        m, arch = name.split(" (")[0], name.split(" (")[1].rstrip(")").lower()
+        est = {r["sigma"]: r["mean_lid"] for r in records
+               if r["manifold"] == m and r["arch"] == arch and r["method"] == "dsm"}
+        cells = [f"{_fmt(_bucket_lid(rows, s), 1)} / {_fmt(est.get(s), 1)}" for s in sig]
+        lines.append(f"| {name} | {_d(records, m)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _plot_train_lid(train: dict[str, list[dict]], records: list[dict], path: Path) -> None:
@@ -459,7 +498,9 @@ def _plot_train_lid(train: dict[str, list[dict]], records: list[dict], path: Pat
         d = next((r["d"] for r in records if r["manifold"] == m), None)
         if d is not None:
             ax.axhline(d, color="k", ls="--", lw=1, label="true d")
-            ax.set_ylim(0, 3 * d)
+            vals = [r["mean_lid"] for r in rows] + list((auto or {}).get("grid_mean_lid", []))
+            lo, hi = (min(vals), max(vals)) if vals else (d, d)
+            ax.set_ylim(max(0.0, min(lo, 0.8 * d)), min(max(hi, 1.2 * d), 3 * d) * 1.03)
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("σ (VE, data units)", fontsize=8)
@@ -510,5 +551,5 @@ def write_report(out: str | Path, meta: dict[str, Any] | None = None) -> Path:
         _plot_train_lid(train, records, out / "train_lid.png")
         figures.append("train_lid.png")
     path = out / "report.md"
-    atomic_write_text(path, render_markdown(records, meta, figures, rules))
+    atomic_write_text(path, render_markdown(records, meta, figures, rules, train))
     return path

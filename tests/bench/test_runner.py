@@ -183,6 +183,9 @@ def test_auto_report(auto_bench):
     assert "| first_plateau |" in md and "| min_slope |" in md  # every rule on the stored curves
     for png in ("lid_curves.png", "train_lid.png", "hist_hyperball.png"):
         assert (out / png).stat().st_size > 5000 and f"![{png}]({png})" in md
+    # training-loss LID (the bucket holding sigma: D in the injected history) beside the estimate
+    line = next(s for s in md.splitlines() if s.startswith("| hyperball (MLP) |"))
+    assert line.startswith("| hyperball (MLP) | 2 | 2.0 / ")
     # the histogram figure shows per-point rows only, not the auto rows' curves
     rows = [s for s in md.splitlines() if s.startswith("| MLP ")]
     assert not any("::" in s for s in rows)
