@@ -11,6 +11,12 @@ Training state (for resuming) is a directory ``checkpoints/step-XXXXXXX/`` with
 ``state.safetensors`` (weights, EMA weights, optimizer moments, RNG state, accumulators) and
 ``state.json`` (step, settings, history); ``checkpoints/latest`` names the newest complete one and
 is replaced atomically after both files are written.
+
+Loading refuses anything but safetensors + JSON: a pickle (``torch.save``: ``.pt``/``.bin``/``.pkl``,
+or such bytes under the ``.safetensors`` name) is named and refused, never unpickled (unpickling
+can run arbitrary code).  Truncated or corrupt files, a config that cannot build a network,
+weights whose names or shapes do not fit the configured network, and non-finite weights each
+raise ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -51,13 +57,25 @@ def _save_tensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, st
         save_file(flat, str(tmp), metadata=metadata)
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+
+
 def _load_tensors(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
+        pickles = sorted(p.name for p in path.parent.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise ValueError(f"{path.parent} holds {pickles[0]} but no {path.name}: scorelid loads only "
+                             "safetensors + JSON checkpoints, never pickle files")
         raise FileNotFoundError(f"checkpoint weights not found: {path}")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"corrupt checkpoint weights {path}: {exc}") from None
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+            raise ValueError(f"{path} is a pickle/zip file (torch.save), not safetensors: scorelid "
+                             "refuses to load it (unpickling can run code)") from None
+        raise ValueError(f"corrupt checkpoint weights {path} (truncated or damaged): {exc}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -118,7 +136,11 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
     config = meta["config"]
     if arch is not None and config.get("arch") != arch:
         raise ValueError(f"checkpoint {path} holds a {config.get('arch')!r} model, expected {arch!r}")
-    model = build_denoiser(config)
+    try:
+        model = build_denoiser(config)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path / CONFIG_NAME}: cannot build the network from its config "
+                         f"({type(exc).__name__}: {exc})") from None
     _load_state(model, _load_tensors(path / WEIGHTS_NAME), path)
     model.config = config
     model.history = meta.get("history", {})
@@ -138,6 +160,8 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], where: Path) -> None
         if v.shape != expected[k].shape:
             raise ValueError(f"checkpoint {where} does not match its architecture: {k} has shape "
                              f"{tuple(v.shape)}, the network needs {tuple(expected[k].shape)}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ValueError(f"checkpoint {where} has non-finite weights (NaN or inf) in {k}")
     model.load_state_dict(state)
 
 
@@ -165,9 +189,14 @@ def latest_train_state(out_dir: str | os.PathLike) -> Path | None:
     pointer = Path(out_dir) / "checkpoints" / "latest"
     if not pointer.is_file():
         return None
-    ck = pointer.parent / pointer.read_text(encoding="utf-8").strip()
-    if not (ck / "state.json").is_file() or not (ck / "state.safetensors").is_file():
-        raise ValueError(f"training checkpoint {ck} named by {pointer} is incomplete")
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        name = ""
+    ck = pointer.parent / name
+    complete = (ck / "state.json").is_file() and (ck / "state.safetensors").is_file()
+    if not name or "/" in name or not complete:
+        raise ValueError(f"training checkpoint {ck} named by {pointer} is incomplete or damaged")
     return ck
 
 

@@ -38,7 +38,7 @@ def test_rows_in_input_order_match_library(tmp_path, model_dir, points, suffix, 
                  "--sigma", "0.05", "--out", str(out), "--n-noise", "4", "--seed", "3", "--no-progress"])
     assert code == 0
     df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(df.columns) == ["index", "lid", "method", "sigma"]
+    assert list(df.columns) == ["index", "lid", "method", "sigma", "flag"]
     assert df["index"].tolist() == list(range(25))
     assert (df["method"] == "dsm").all() and (df["sigma"] == 0.05).all()
     x = torch.from_numpy(np.load(points))

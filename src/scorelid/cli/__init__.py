@@ -5,6 +5,12 @@ Each subcommand lives in its own module ``scorelid.cli.<name>`` exposing
 ``run(args) -> int``.  Library errors (``ValueError``, ``FileNotFoundError``, ``OSError``, ...)
 become one line on stderr and exit code 2; no traceback (``scorelid --debug COMMAND ...`` or
 ``SCORELID_DEBUG=1`` shows it).
+
+Interruptions: Ctrl-C (SIGINT) prints ``scorelid: interrupted`` and exits 130; SIGTERM (what
+``kill``, batch schedulers and torchrun send) is turned into the same kind of exception, prints
+``scorelid: terminated`` and exits 143.  Both unwind normally, so atomic writes remove their
+temporary files, and the same command resumes from the last saved chunk or checkpoint.  Library
+warnings are printed as one line, ``scorelid COMMAND: warning: ...``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["COMMANDS", "main"]
@@ -52,13 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from scorelid.guards import Terminated, terminate_as_interrupt
+
+    debug = args.debug or bool(os.environ.get("SCORELID_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_interrupt(), warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
+    except Terminated:
+        print("scorelid: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("scorelid: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as exc:
-        if args.debug or os.environ.get("SCORELID_DEBUG"):
+        if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, KeyError):
@@ -69,3 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scorelid.distributed import shutdown
 
         shutdown()  # leave torchrun's process group cleanly (no-op in one process)
+
+
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` printing ``scorelid COMMAND: warning: MESSAGE`` (first line)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+        print(f"scorelid {command}: warning: {text}", file=file or sys.stderr)
+
+    return show

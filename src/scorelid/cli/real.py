@@ -3,12 +3,16 @@
     scorelid real --out runs/real [--full] [--no-unet] [--threads 2]
 
 Writes ``results.json``, ``summary.csv``, per-point CSVs, figures and ``real.md`` into ``--out``
-(see ``scorelid.real.bench``).  Trained models are kept in ``--out/models`` and reused on a rerun.
+(see ``scorelid.real.bench``).  Trained models are kept in ``--out/models`` and reused on a rerun;
+an interrupted run resumes their training from its newest checkpoint.  A finished run
+(``--out/results.json``) is not overwritten without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from scorelid.cli.common import add_force, refuse_overwrite
 
 __all__ = ["add_parser", "run"]
 
@@ -28,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--n-ood", type=int, default=None, help="points per out-of-distribution set (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_force(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -49,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         if val is not None and not val > 0:
             raise ValueError(f"--{key.replace('_', '-')} must be > 0, got {val}")
     cfg = dataclasses.replace(cfg, seed=args.seed, **{k: v for k, v in over.items() if v is not None})
+    n_all = 1797  # scikit-learn's digits
+    if cfg.n_test >= n_all - 2 * cfg.k:
+        raise ValueError(f"--n-test {cfg.n_test} leaves too few training digits for the k={cfg.k} "
+                         f"nearest-neighbour baselines (need --n-test < {n_all - 2 * cfg.k})")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    refuse_overwrite(out / "results.json", getattr(args, "force", False))
     res = run_real(out, config=cfg, progress=not args.no_progress, unet=not args.no_unet)
     print((out / "real.md").read_text(encoding="utf-8"))
     print(f"wrote {out}/results.json, summary.csv, real.md and figures ({res['seconds']:.0f} s)")

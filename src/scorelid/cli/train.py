@@ -8,6 +8,15 @@ and ``DIR/model.safetensors`` (load with ``scorelid.load_denoiser(DIR)``), perio
 checkpoints in ``DIR/checkpoints/``, and ``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per
 noise-level bucket over the last 20% of training, also printed as a table.
 
+Interruptions.  Checkpoints are written atomically every ``--checkpoint-every`` steps; rerunning
+the same command after Ctrl-C, SIGTERM or ``kill -9`` resumes from the newest one (``--resume`` is
+implied while the run is unfinished) and ends with bit-identical weights to an uninterrupted run.
+A finished model (``DIR/model.safetensors``) is not overwritten without ``--force``; ``--resume`` on
+a finished run reloads it and rewrites the same files.  A checkpoint made with other settings or
+data, or a damaged one, is refused; ``--force`` removes the finished model and such checkpoints
+and starts over (a compatible unfinished checkpoint is still resumed: same settings, same result,
+so a forced run that is interrupted resumes when the same command is given again).
+
 Under ``torchrun`` (``torchrun --nproc_per_node=N -m scorelid train ...``, one node or several) it
 trains data-parallel with DistributedDataParallel (gloo on CPU, NCCL with ``--device cuda``, each
 process on ``cuda:LOCAL_RANK``): ``--batch-size`` is the global batch and must be a multiple of
@@ -22,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scorelid.cli.common import add_force
 from scorelid.io import atomic_write_text, load_points
 
 __all__ = ["add_parser", "check_finite", "lid_by_sigma_csv", "run"]
@@ -44,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --out (implied while the run is unfinished)")
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--width", type=int, help="MLP width")
     p.add_argument("--depth", type=int, help="MLP blocks / DiT layers")
@@ -55,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sigma-min", type=float)
     p.add_argument("--sigma-max", type=float)
     p.add_argument("--ema-decay", type=float)
+    add_force(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -89,13 +101,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_finite(x, path) -> None:
-    """``ValueError`` naming the file and the first rows with NaN or inf values."""
-    import numpy as np
+    """``ValueError`` naming the file and the first row with NaN or inf values."""
+    from scorelid.guards import check_points_finite
 
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(1)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"{path}: {int(bad.sum())} rows have NaN or inf values, e.g. rows {rows}")
+    check_points_finite(x, str(path))
 
 
 def lid_by_sigma_csv(rows: list[dict[str, Any]]) -> str:
@@ -107,7 +116,7 @@ def lid_by_sigma_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scorelid.checkpoint import latest_train_state
+    from scorelid.checkpoint import latest_train_state, load_train_state
     from scorelid.distributed import init_distributed
     from scorelid.train import train_denoiser
 
@@ -115,22 +124,60 @@ def run(args: argparse.Namespace) -> int:
     if x.ndim != 2:
         raise ValueError(f"{args.data}: training needs vectors [N, n], got shape {x.shape}")
     check_finite(x, args.data)
+    if x.shape[0] < 2:
+        raise ValueError(f"{args.data}: training needs at least 2 points, got {x.shape[0]}")
     out = Path(args.out)
-    if not args.resume and out.exists() and latest_train_state(out) is not None:
-        raise ValueError(f"{out} already holds a training checkpoint; pass --resume to continue it "
-                         "or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    force = getattr(args, "force", False)
+    finished = (out / "model.safetensors").is_file()
+    if finished and not (force or args.resume):
+        raise FileExistsError(f"{out} already holds a finished model; pass --force to retrain it "
+                              "(or --resume to reload it)")
+    try:
+        ck = latest_train_state(out)  # unfinished (or --resume): continue from it
+        if ck is not None:
+            load_train_state(ck)  # readable? (a damaged checkpoint is named here, before any work)
+        resume = ck is not None
+    except ValueError as exc:
+        if not force:
+            raise ValueError(f"{exc}; pass --force to start over") from exc
+        resume = False  # a damaged checkpoint: --force starts over
+    if finished and not force and not resume:
+        raise FileExistsError(f"{out} holds a finished model but no training checkpoint to reload; "
+                              "pass --force to retrain it")
     settings = _settings(args)
     info = init_distributed(args.device)
     if settings["batch_size"] % info.world_size:
         raise ValueError(f"--batch-size {settings['batch_size']} must be a multiple of the number of "
                          f"processes ({info.world_size})")
+    if force and finished and info.is_main:
+        for name in ("model.safetensors", "config.json", "lid_by_sigma.csv"):
+            (out / name).unlink(missing_ok=True)  # --force: the old finished model goes first
+    if info.is_main and resume:
+        print(f"resuming from {latest_train_state(out)}", file=sys.stderr)
     if info.is_main:
         print(f"training {settings['arch']} on {x.shape[0]} points of dimension {x.shape[1]} "
               f"for {settings['steps']} steps -> {out}"
               + (f" on {info.world_size} processes" if info.active else ""), file=sys.stderr)
-    model = train_denoiser(x, device=info.device, out_dir=out, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every,
-                           progress=not args.no_progress and info.is_main, dist=info, **settings)
+    def fit(resume: bool):
+        return train_denoiser(x, device=info.device, out_dir=out, resume=resume,
+                              checkpoint_every=args.checkpoint_every,
+                              progress=not args.no_progress and info.is_main, dist=info, **settings)
+
+    model = None
+    try:
+        model = fit(resume)
+    except ValueError as exc:
+        if not (resume and "other settings" in str(exc)):
+            raise
+        if not force:
+            raise ValueError(f"{exc}; or pass --force to start over") from exc
+        if info.is_main:
+            print("the checkpoint was made with other settings or data: starting over (--force)",
+                  file=sys.stderr)
+    if model is None:
+        model = fit(False)
     if not info.is_main:
         return 0  # rank 0 writes the table and reports
     rows = model.history["lid_by_sigma"]
