@@ -9,6 +9,14 @@ from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
 from scorelid.curves import log_grid, validate_sigmas
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def mixture():
     m = GaussianSubspaceMixture([2, 4], 8, scales=[1.0, 0.1], seed=3)

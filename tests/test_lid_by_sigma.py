@@ -19,14 +19,19 @@ from scorelid import estimate, train_denoiser
 from scorelid.data import manifold
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # small models: threads only add overhead on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread):
     x, _ = manifold("hypersphere", 1000, seed=1, d=2, n=8)
     model = train_denoiser(x, steps=400, width=64, depth=2, batch_size=256, lr=3e-3, seed=0, progress=False,
                            sigma_min=0.01, sigma_max=1.0, n_buckets=5, skip="wiener")
-    torch.set_num_threads(threads)
     return model, x
 
 

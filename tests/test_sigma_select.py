@@ -42,9 +42,16 @@ class BiasedMixture:
         return (self.m(y, sigma).double() + (w @ self.deltas)[:, None] * self.u).to(y.dtype)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def setup():
-    torch.set_num_threads(1)
+def setup(one_thread):
     m = GaussianSubspaceMixture([3, 5], 10, scales=[1.0, 0.05], seed=0)
     D = BiasedMixture(m, [0.01, 0.0005])
     x, d = m.sample(400, seed=100)

@@ -18,14 +18,19 @@ N = 40
 GRID = "0.01:0.3:5"
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("curve")
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # small models: threads only add overhead on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, one_thread):
+    root = tmp_path_factory.mktemp("curve")
     x, _ = manifold("hypersphere", 200, seed=1, d=2, n=8)
     train_denoiser(x, steps=20, width=16, depth=1, batch_size=32, progress=False, out_dir=root / "model")
-    torch.set_num_threads(threads)
     pts, _ = manifold("hypersphere", N, seed=2, d=2, n=8)
     np.save(root / "pts.npy", pts.numpy())
     return root, load_denoiser(root / "model"), pts
