@@ -9,7 +9,6 @@ alternatives per point from any denoiser ``D(y, sigma)``.
 from scorelid.checkpoint import load_denoiser, save_denoiser
 from scorelid.curves import lid_curve
 from scorelid.denoiser import Denoiser, score, sigma_like
-from scorelid.estimator import ScoreLID
 from scorelid.estimators import METHODS, estimate
 from scorelid.sigma_select import estimate_auto
 from scorelid.train import train_denoiser
@@ -17,3 +16,13 @@ from scorelid.train import train_denoiser
 __all__ = ["METHODS", "Denoiser", "ScoreLID", "estimate", "estimate_auto", "lid_curve", "load_denoiser",
            "save_denoiser", "score", "sigma_like", "train_denoiser"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ScoreLID pulls in scikit-learn (~2 s of import); load it on first use so that the CLI and
+    # every torchrun process start without it.
+    if name == "ScoreLID":
+        from scorelid.estimator import ScoreLID
+
+        return ScoreLID
+    raise AttributeError(f"module 'scorelid' has no attribute {name!r}")
