@@ -46,7 +46,9 @@ def test_estimate_sigma_auto_matches_estimate_auto(setup, tmp_path):
     out = tmp_path / "auto.csv"
     assert _run(root, "estimate", out, "--sigma", "auto", "--sigmas", GRID) == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == ["index", "lid", "method", "sigma", "flatness"]
+    assert list(df.columns) == ["index", "lid", "method", "sigma", "flatness", "flag"]
+    # the 20-step model is poor: many points read above n = 8, and are flagged as in `estimate`
+    np.testing.assert_array_equal(df["flag"].fillna("").to_numpy() == "dsm>n", df["lid"].to_numpy() > 8)
     ref = estimate_auto(model, pts, "dsm", GRID, n_noise=4, seed=3)
     np.testing.assert_allclose(df["lid"], ref.lid.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(df["sigma"], ref.sigma.numpy(), rtol=1e-12)
@@ -120,6 +122,13 @@ def test_bad_sigma_options(setup, tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert re.search(msg, err), err
+
+
+def test_grid_must_lie_in_the_training_range(setup, tmp_path, capsys):
+    root, _, _ = setup  # the model was trained on sigma in [0.002, 2]
+    assert _run(root, "estimate", tmp_path / "x.csv", "--sigma", "auto", "--sigmas", "0.001,0.01,0.1") == 2
+    assert "1 of 3 levels (0.001) lie outside the noise range" in capsys.readouterr().err
+    assert _run(root, "curve", tmp_path / "y.csv", "--sigmas", "0.001,0.01,0.1", "--any-sigma") == 0
 
 
 def test_sigma_must_be_a_number_or_auto(setup, tmp_path, capsys):

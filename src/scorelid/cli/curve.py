@@ -9,10 +9,12 @@ PNG (``--plot``, default ``OUT`` with suffix ``.png``) of LID against sigma: the
 over points, the 10-90% and 25-75% bands, and the chosen sigma marked.
 
 The same machinery serves ``scorelid estimate --sigma auto`` (one row per point with the chosen
-``sigma`` and its ``flatness``) and ``scorelid estimate --sigmas a:b:k`` (the curve table without
-``chosen``).  Curves are computed in resumable chunks of ``--chunk`` points (``OUT.parts/``, shared
-among ``torchrun`` processes); the choice of sigma is made on the assembled curves, so the
-``dataset`` rule sees every point whatever the chunking.
+``sigma``, its ``flatness`` and the ``flag`` column of ``scorelid estimate``) and ``scorelid
+estimate --sigmas a:b:k`` (the curve table without ``chosen``). Every level must lie in the noise
+range the model was trained on unless ``--any-sigma`` is given. Curves are computed in resumable
+chunks of ``--chunk`` points (``OUT.parts/``, shared among ``torchrun`` processes); the choice of
+sigma is made on the assembled curves, so the ``dataset`` rule sees every point whatever the
+chunking.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="refuse a model of another arch")
     p.add_argument("--chunk", type=int, default=256,
                    help="points per resumable chunk (also the unit shared among torchrun processes)")
+    p.add_argument("--any-sigma", action="store_true",
+                   help="allow levels outside the noise range the model was trained on")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -139,6 +143,22 @@ def curve_table(curve: np.ndarray, sigmas, method: str, chosen: np.ndarray | Non
     return cols
 
 
+def check_grid(sigmas, model: Any, where: str, allow_outside: bool) -> None:
+    """``ValueError`` unless every level lies in the log-uniform noise range ``[sigma_min,
+    sigma_max]`` the model was trained on (when recorded), as ``scorelid estimate --sigma`` demands;
+    ``allow_outside`` (``--any-sigma``) skips the check."""
+    train = (getattr(model, "config", None) or {}).get("train") or {}
+    lo, hi = train.get("sigma_min"), train.get("sigma_max")
+    if allow_outside or train.get("sigma_dist", "loguniform") != "loguniform" or lo is None or hi is None:
+        return
+    bad = [s for s in sigmas.tolist() if not lo * (1 - 1e-9) <= s <= hi * (1 + 1e-9)]
+    if bad:
+        levels = ", ".join(f"{s:.4g}" for s in bad)
+        raise ValueError(f"--sigmas: {len(bad)} of {sigmas.numel()} levels ({levels}) lie outside the noise "
+                         f"range the model {where} was trained on [{lo:g}, {hi:g}]; choose a grid inside it "
+                         "or pass --any-sigma to extrapolate")
+
+
 def load_inputs(args: argparse.Namespace, info: Any):
     """The model and the points of ``args`` (checked: vectors of the model's dimension, finite)."""
     from scorelid import load_denoiser
@@ -178,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
+    check_grid(sigmas, model, args.model, args.any_sigma)
     curves = compute_curves(args, model, x, info, sigmas, options, args.rule == "agreement", args.method)
     if curves is not None:  # rank 0
         idx, _ = select_levels(curves, sigmas, args.rule)
@@ -201,6 +222,7 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     or with ``--sigmas`` alone (the per-point curve, one row per point and level)."""
     from scorelid.cli.estimate import write_table
     from scorelid.distributed import barrier, finish_chunked, init_distributed
+    from scorelid.guards import lid_flags
     from scorelid.sigma_select import DEFAULT_RULE, RULES
 
     auto = args.sigma == "auto"
@@ -218,6 +240,7 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
+    check_grid(sigmas, model, args.model, getattr(args, "any_sigma", False))
     curves = compute_curves(args, model, x, info, sigmas, options, auto and rule == "agreement",
                             f"{args.method}@auto" if auto else f"{args.method} curve")
     if curves is not None:  # rank 0
@@ -227,7 +250,8 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
             lid = curves[np.arange(N), 0, idx]
             chosen = sigmas.numpy()[idx]
             write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,
-                                   "sigma": chosen, "flatness": flat})
+                                   "sigma": chosen, "flatness": flat,
+                                   "flag": lid_flags(lid, model.n, args.method)})
             print(f"{args.method} sigma=auto ({rule}, {sigmas.numel()} levels "
                   f"{float(sigmas[0]):.4g}..{float(sigmas[-1]):.4g}): mean LID {lid.mean():.3f}, median "
                   f"sigma {float(np.median(chosen)):.4g}, median flatness {float(np.median(flat)):.3g} "
