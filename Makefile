@@ -23,8 +23,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+# the README's main command; an interrupted run resumes, a finished runs/quick is refused unless
+# `make quick QUICK_ARGS=--force` (add --no-resume to recompute everything)
+QUICK_ARGS ?=
 quick: $(STAMP)
-	$(BIN)/scorelid bench --profile quick --out runs/quick
+	$(BIN)/scorelid bench --profile quick --out runs/quick $(QUICK_ARGS)
 
 bench-core: $(STAMP)
 	$(BIN)/python benchmarks/estimator_cost.py
