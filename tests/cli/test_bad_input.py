@@ -326,3 +326,42 @@ def test_real_refuses_finished_output_and_bad_sizes(tmp_path, capsys):
     assert "need n_patches > 40" in _one_line_error(capsys, "real")
     assert main(["real", "--out", str(tmp_path / "r2"), "--sigma", "-1", "--no-progress"]) == 2
     assert "--sigma must be > 0" in _one_line_error(capsys, "real")
+
+
+def test_estimate_out_of_memory_halves_the_batch_and_reports_it(tmp_path, model_dir, points, monkeypatch,
+                                                                capsys):
+    """A model that runs out of memory above 16 rows: same table as an unconstrained run, the
+    reduced batch size printed, and later chunks start at the reduced size (no second failure)."""
+    import scorelid
+
+    args = ["estimate", "--model", str(model_dir), "--data", str(points), "--n-noise", "4", "--chunk", "5",
+            "--batch-size", "64", "--no-progress"]
+    ref = tmp_path / "ref.csv"
+    assert main([*args, "--out", str(ref)]) == 0
+    real_load = scorelid.load_denoiser
+    failures = []
+
+    class Tight:
+        def __init__(self, model):
+            self.model = model
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def __call__(self, y, sigma):
+            if len(y) > 16:
+                failures.append(len(y))
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+            return self.model(y, sigma)
+
+    monkeypatch.setattr(scorelid, "load_denoiser", lambda *a, **k: Tight(real_load(*a, **k)))
+    out = tmp_path / "lid.csv"
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert out.read_text() == ref.read_text()
+    # chunk 1: its 5 points x 4 draws = 20 rows fail at batch 64 and 32; 16 (4 points) fits.
+    # Later chunks start at 16: no further failure.
+    assert failures == [20, 20]
+    assert sum("out of memory; batch size reduced to 16" in line for line in err) == 1
+    assert "final batch size 16 (out of memory at larger sizes)" in err

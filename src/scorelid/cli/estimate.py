@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--trace/--n-probes apply to flipd and ism, not {args.method}")
 
     xt = torch.from_numpy(np.ascontiguousarray(x)).to(info.device)
-    batch = {"size": args.batch_size, "first": None}  # carried across chunks once memory ran out
+    batch = {"size": args.batch_size, "reduced": False}  # carried across chunks once memory ran out
 
     def compute(sl: slice) -> np.ndarray:
         import warnings
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         if stats["oom_retries"]:
             print(f"scorelid estimate: out of memory; batch size reduced to {stats['batch_size']}",
                   file=sys.stderr)
-        batch["first"] = batch["first"] or stats["batch_size"]
+        batch["reduced"] = batch["reduced"] or stats["oom_retries"] > 0
         batch["size"] = stats["batch_size"]
         return out
 
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.method} sigma={args.sigma}: mean LID {mean} over {int(ok.sum())} points -> {args.out}",
               file=sys.stderr)
         _report_flags(flags, model.n)
-        if batch["size"] is not None and batch["first"] is not None and batch["size"] < batch["first"]:
+        if batch["reduced"]:
             print(f"final batch size {batch['size']} (out of memory at larger sizes)", file=sys.stderr)
     barrier(info)  # every rank returns once the output exists
     return 0
