@@ -282,6 +282,27 @@ def test_train_bad_input(tmp_path, points, capsys):
     assert not (tmp_path / "m").exists()
 
 
+TRAIN_OPTION_CASES = {
+    ("--steps", "0"): "--steps must be >= 1, got 0",
+    ("--batch-size", "0"): "--batch-size must be >= 1, got 0",
+    ("--width", "0"): "--width must be >= 1, got 0",
+    ("--lr", "-1"): "--lr must be > 0, got -1.0",
+    ("--ema-decay", "2"): "--ema-decay must be in [0, 1), got 2.0",
+    ("--checkpoint-every", "0"): "--checkpoint-every must be >= 1, got 0",
+    ("--sigma-min", "0.5", "--sigma-max", "0.1"): "need 0 < --sigma-min < --sigma-max, got 0.5, 0.1",
+    ("--sigma-min", "0"): "need 0 < --sigma-min < --sigma-max, got 0, 0.3",
+    ("--device", "nosuchdevice:0"): "",  # torch names it; checked for one line only
+}
+
+
+@pytest.mark.parametrize("extra", sorted(TRAIN_OPTION_CASES))
+def test_train_bad_options(extra, tmp_path, points, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(points), "--out", str(out), *TINY, *extra]) == 2
+    assert TRAIN_OPTION_CASES[extra] in _one_line_error(capsys, "train")
+    assert not out.exists()
+
+
 def test_train_force_damaged_and_foreign_checkpoints(tmp_path, points, capsys):
     out = tmp_path / "m"
     args = ["train", "--data", str(points), "--out", str(out), *TINY]

@@ -100,6 +100,23 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return base
 
 
+def _check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
+    """``ValueError`` naming the flag for settings that cannot train (before anything is written)."""
+    for k in ("steps", "batch_size", "width", "depth", "hidden", "heads", "patch"):
+        v = settings.get(k)
+        if v is not None and v < 1:
+            raise ValueError(f"--{k.replace('_', '-')} must be >= 1, got {v}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if not settings.get("lr", 1.0) > 0:
+        raise ValueError(f"--lr must be > 0, got {settings['lr']}")
+    if "ema_decay" in settings and not 0 <= settings["ema_decay"] < 1:
+        raise ValueError(f"--ema-decay must be in [0, 1), got {settings['ema_decay']}")
+    lo, hi = settings.get("sigma_min"), settings.get("sigma_max")
+    if lo is not None and hi is not None and not 0 < lo < hi:
+        raise ValueError(f"need 0 < --sigma-min < --sigma-max, got {lo:g}, {hi:g}")
+
+
 def check_finite(x, path) -> None:
     """``ValueError`` naming the file and the first row with NaN or inf values."""
     from scorelid.guards import check_points_finite
@@ -147,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} holds a finished model but no training checkpoint to reload; "
                               "pass --force to retrain it")
     settings = _settings(args)
+    _check_settings(settings, args)
     info = init_distributed(args.device)
     if settings["batch_size"] % info.world_size:
         raise ValueError(f"--batch-size {settings['batch_size']} must be a multiple of the number of "
