@@ -12,7 +12,7 @@ def test_quick_and_paper():
     assert q.archs == ("mlp",) and q.recipes["mlp"]["steps"] == QUICK_RECIPE["steps"]
     assert q.n_train == 2000 and q.n_eval == 1000 and q.sigmas == (0.01, 0.02, 0.05)
     assert q.baseline_k == 50 and q.num_threads == 1
-    assert q.dsm_noise == 64 and q.auto_noise == 16 and {"dsm_auto", "flipd_auto"} <= set(q.methods)
+    assert q.dsm_noise == 64 and q.auto_noise is None and {"dsm_auto", "flipd_auto"} <= set(q.methods)
     assert 0.05 in q.auto_sigmas and q.auto_rule == DEFAULT_RULE
     p = get_profile("paper")
     assert p.archs == ("mlp", "dit") and p.recipes["dit"]["depth"] == PAPER_RECIPE["dit"]["depth"]

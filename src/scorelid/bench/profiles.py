@@ -7,10 +7,11 @@ baselines at ``k = 50`` (the authors' README value, and the ``k`` of their CPU f
 ``paper-protocol.md``; ESS at ``k = 100`` costs ~50 s per 1,000 points here, ``k = 50`` ~15 s),
 FLIPD with the exact trace up to ``n = 128`` and Hutchinson's (8 Rademacher probes) for
 hypertwinpeaks (``n = 256``, where the exact trace took ~18 s per 1,000 points and sigma here
-against ~0.6 s), the adaptive rows ``dsm@auto`` (curve with ``K = 16``: 12 levels x 16 draws
-= 192 forward passes per point, ~3 s per 1,000 points) and ``flipd@auto`` (Hutchinson, 8
-probes, ~2.5 s), the error and normal bundles at sigma = 0.05 only and on the first 250 of the
-1,000 evaluation points (``K = n`` forward passes per point), one torch thread.
+against ~0.6 s), the adaptive rows ``dsm@auto`` (curve with the same ``K = 64`` as the fixed
+rows, so that they compare: 12 levels x 64 draws = 768 forward passes per point, ~13 s per
+1,000 points at n = 64) and ``flipd@auto`` (Hutchinson, 8 probes, ~2.5 s), the error and
+normal bundles at sigma = 0.05 only and on the first 250 of the 1,000 evaluation points
+(``K = n`` forward passes per point), one torch thread.
 
 ``paper``: for a GPU, MLP and DiT with ``PAPER_RECIPE``, baselines at ``k = 100``, ``K = 64`` for
 DSM and its adaptive curve, the bundles at every sigma.
@@ -103,7 +104,7 @@ def _quick() -> Profile:
 
     recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "arch"}
     return Profile(name="quick", manifolds=_FIVE, archs=("mlp",), recipes={"mlp": recipe}, baseline_k=50,
-                   methods=_METHODS, dsm_noise=64, auto_noise=16, bundle_sigmas=(0.05,),
+                   methods=_METHODS, dsm_noise=64, bundle_sigmas=(0.05,),
                    flipd_exact_max_n=128, bundle_points=250, num_threads=1)
 
 
@@ -112,7 +113,7 @@ def _paper() -> Profile:
 
     recipes = {a: {k: v for k, v in r.items() if k != "arch"} for a, r in PAPER_RECIPE.items()}
     return Profile(name="paper", manifolds=_FIVE, archs=("mlp", "dit"), recipes=recipes, baseline_k=100,
-                   methods=_METHODS, dsm_noise=64, auto_noise=64, bundle_sigmas=(0.01, 0.02, 0.05),
+                   methods=_METHODS, dsm_noise=64, bundle_sigmas=(0.01, 0.02, 0.05),
                    flipd_exact_max_n=256)
 
 

@@ -68,6 +68,7 @@ def run_scaling(
     data_fn: Callable[[int, int, int, int], tuple[Any, Any]] | None = None,
     num_threads: int | None = None,
     isolate: bool | None = None,
+    repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """Run the study into ``out`` (files ``scaling.*``); returns the records.
 
@@ -81,6 +82,8 @@ def run_scaling(
         num_threads: torch CPU threads while estimating (``None``: leave as is).
         isolate: run each estimate in a fresh process (``scorelid.bench.isolated``); ``None``: on
             the CPU when the model is saved in its directory (not for injected ``train_fn`` models).
+        repeats: isolated estimates are timed this many times, the fastest run reported (the
+            machine may be shared); peak memory is the first run's.
     """
     threads = torch.get_num_threads()
     if num_threads is not None:
@@ -88,14 +91,14 @@ def run_scaling(
     try:
         return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
                             probes, exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
-                            isolate)
+                            isolate, repeats)
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise, probes,
                  exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
-                 isolate) -> list[dict[str, Any]]:
+                 isolate, repeats) -> list[dict[str, Any]]:
     from scorelid.bench.isolated import measure_isolated
     from scorelid.data import manifold as sample
     from scorelid.estimators import estimate
@@ -133,7 +136,7 @@ def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sig
         for method, opts, kw in _rows(n, sigma, dsm_noise, probes, exact_max_n):
             if iso:
                 m = measure_isolated(mdir, x, method, sigma, kw, seed=seed, device=device,
-                                     num_threads=num_threads)
+                                     num_threads=num_threads, repeats=repeats)
             else:
                 m = measure(lambda method=method, kw=kw, den=den, xd=xd: estimate(
                     den, xd, method, sigma, seed=seed, progress=True, **kw), device)
@@ -144,7 +147,8 @@ def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sig
                 "mean_lid": float(lid.mean()), "seconds": m.seconds,
                 "seconds_per_point": m.seconds / len(lid), "points_per_second": len(lid) / m.seconds,
                 "peak_mem_bytes": m.peak_mem_bytes, "n_points": len(lid), "device": str(device),
-                "train_seconds": t.seconds, "isolated": bool(iso),
+                "train_seconds": t.seconds, "isolated": bool(iso), "timing": "fastest of "
+                f"{repeats} runs, fresh process" if iso else "one run, in process",
             })
         atomic_write_json(cache, member)
         records += member
@@ -166,7 +170,9 @@ def scaling_markdown(records: list[dict[str, Any]]) -> str:
     lines = ["# Scaling study: DSM vs FLIPD (Figure 2)", "",
              f"Manifold {records[0]['manifold']}, σ = {records[0]['sigma']} (VE), "
              f"device {records[0]['device']}.",
-             "Ratios: DSM's peak memory / FLIPD's, DSM's throughput / FLIPD's.", "",
+             "Ratios: DSM's peak memory / FLIPD's, DSM's throughput / FLIPD's. Timing: "
+             f"{records[0].get('timing', 'one run, in process')}; peak memory above the phase's start "
+             "(CPU: resident set size, see `scorelid.bench.meter`).", "",
              "| d | n | method | MAE | mean LID | ms/point | points/s | peak MiB | DSM mem / this "
              "| DSM speed / this |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -206,7 +212,7 @@ def _plot(records: list[dict[str, Any]], path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("ambient dimension n (d = n/4)")
         ax.set_title(title)
-    axes[1].set_yscale("symlog")
+    axes[1].set_yscale("log")
     axes[2].set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
