@@ -28,8 +28,8 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark LID estimators on manifolds with known dimension",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
-                   help="quick: MLP on CPU in minutes; paper: MLP + DiT at the paper's sizes (GPU)")
+    p.add_argument("--profile", default="quick",  # checked by get_profile: one error line, not usage
+                   help="quick (default): MLP on CPU in minutes; paper: MLP + DiT at the paper's sizes (GPU)")
     p.add_argument("--out", required=True, help="results directory")
     p.add_argument("--manifolds", nargs="+", default=None, help="subset of the five manifolds")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scorelid.bench.profiles import get_profile
 
+    get_profile(args.profile)  # ValueError naming the known profiles
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
