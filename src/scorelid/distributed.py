@@ -117,10 +117,25 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group, if this process joined one (called when a command ends)."""
+def shutdown(wait: bool = False) -> None:
+    """Leave the process group, if this process joined one (called when a command ends).
+
+    With ``wait`` (a command that finished normally on every rank) the ranks first wait for each
+    other, so that no rank tears its connections down while a peer is still writing or
+    communicating; after an error there is no wait (the other ranks may be elsewhere).  Then it
+    frees unreachable objects such as a finished ``DistributedDataParallel`` wrapper, whose gloo
+    work objects must not outlive the group: left to interpreter shutdown they can abort the
+    process ("terminate called without an active exception").
+    """
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        import gc
+
+        try:
+            if wait:
+                dist.barrier()
+        finally:
+            gc.collect()
+            dist.destroy_process_group()
 
 
 def _fingerprint(job: dict[str, Any]) -> str:

@@ -62,11 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scorelid.guards import Terminated, terminate_as_interrupt
 
     debug = args.debug or bool(os.environ.get("SCORELID_DEBUG"))
+    finished = False
     try:
         with terminate_as_interrupt(), warnings.catch_warnings():
             if not debug:
                 warnings.showwarning = _one_line_warning(args.command)
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            finished = True
+            return code
     except Terminated:
         print("scorelid: terminated", file=sys.stderr)
         return 143
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         from scorelid.distributed import shutdown
 
-        shutdown()  # leave torchrun's process group cleanly (no-op in one process)
+        shutdown(wait=finished)  # leave torchrun's process group cleanly (no-op in one process)
 
 
 def _one_line_warning(command: str):
