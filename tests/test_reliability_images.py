@@ -53,3 +53,14 @@ def test_mixed_good_and_broken_images(tmp_path, capsys):
     assert main([*args, "--images", str(tmp_path / "nope"), "--out", str(tmp_path / "e.csv")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"scorelid images: error: images not found: " \
                                                               f"{tmp_path / 'nope'}"
+
+    # every file broken: an error naming the first one, and no output that looks like a result
+    allbad = tmp_path / "all_broken"
+    allbad.mkdir()
+    for name in ("a.png", "b.png"):
+        (allbad / name).write_bytes(b"not an image")
+    assert main([*args, "--images", str(allbad), "--out", str(tmp_path / "bad.csv")]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    first = allbad / "a.png"
+    assert line.startswith(f"scorelid images: error: none of the 2 images could be read (first: {first}: ")
+    assert not (tmp_path / "bad.csv").exists()

@@ -130,12 +130,13 @@ def shutdown(wait: bool = False) -> None:
     if dist.is_available() and dist.is_initialized():
         import gc
 
-        try:
-            if wait:
+        if wait:
+            try:
                 dist.barrier()
-        finally:
-            gc.collect()
-            dist.destroy_process_group()
+            except Exception:  # best effort: a peer that failed late (rank 0's final write) left already
+                pass
+        gc.collect()
+        dist.destroy_process_group()
 
 
 def _fingerprint(job: dict[str, Any]) -> str:

@@ -312,6 +312,9 @@ def _finish(out: Path, partial: Path, log):
     skipped: dict[str, str] = {}
     for f in sorted(partial.glob("skipped-*.json")):
         skipped.update(json.loads(f.read_text()))
+    if df.empty and skipped:
+        first, why = next(iter(skipped.items()))
+        raise ValueError(f"none of the {len(skipped)} images could be read (first: {first}: {why})")
     with atomic_path(out) as tmp:
         if out.suffix.lower() == ".parquet":
             df.to_parquet(tmp, index=False)
