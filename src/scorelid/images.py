@@ -40,10 +40,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from scorelid.cli.common import refuse_overwrite
 from scorelid.distributed import DistInfo, all_ok
 from scorelid.estimators import estimate
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.io import atomic_path, atomic_write_json, atomic_write_text, refuse_overwrite
 
 __all__ = ["COLUMNS", "IMAGE_SUFFIXES", "ImageRun", "find_images", "load_image", "run_images"]
 

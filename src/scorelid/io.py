@@ -17,7 +17,8 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["POINT_SUFFIXES", "atomic_path", "atomic_write_json", "atomic_write_text", "load_points"]
+__all__ = ["POINT_SUFFIXES", "atomic_path", "atomic_write_json", "atomic_write_text", "load_points",
+           "refuse_overwrite"]
 
 POINT_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -113,3 +114,16 @@ def _read_csv(path: Path) -> np.ndarray:
     except ValueError:
         skip = 1
     return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+
+
+def refuse_overwrite(path: str | os.PathLike, force: bool) -> None:
+    """Raise ``FileExistsError`` if ``path`` (a finished output file or directory) exists and not ``force``.
+
+    Outputs are written atomically, so a file at ``path`` is always a finished one; a directory
+    counts as finished when it exists and is not empty.  In-progress state (``OUT.parts/``,
+    ``OUT.partial/``, checkpoints) is resumed, not refused.
+    """
+    p = Path(path)
+    exists = p.is_file() or (p.is_dir() and any(p.iterdir()))
+    if exists and not force:
+        raise FileExistsError(f"{p} already exists (a finished output); pass --force to overwrite it")

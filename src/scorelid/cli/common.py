@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from scorelid.io import refuse_overwrite  # the check lives with the other output helpers
 
 __all__ = ["add_force", "refuse_overwrite"]
 
@@ -19,14 +20,3 @@ def add_force(parser: argparse.ArgumentParser) -> None:
     """Add ``--force``: overwrite a finished output instead of refusing."""
     parser.add_argument("--force", action="store_true",
                         help="overwrite a finished output (default: refuse and exit non-zero)")
-
-
-def refuse_overwrite(path: str | Path, force: bool) -> None:
-    """Raise ``FileExistsError`` if ``path`` (a finished output file or directory) exists and not ``force``.
-
-    A directory counts as finished when it exists and is not empty.
-    """
-    p = Path(path)
-    exists = p.is_file() or (p.is_dir() and any(p.iterdir()))
-    if exists and not force:
-        raise FileExistsError(f"{p} already exists (a finished output); pass --force to overwrite it")
