@@ -167,7 +167,8 @@ def _auto_section(records: list[dict], auto_rules: dict[tuple[str, str], dict[st
              f"`{autos[0].get('rule')}` of `scorelid.sigma_select`. The fixed-level columns are the "
              "same curve read at one level for every point (the same noise draws), so they equal the "
              "fixed-sigma estimate with the row's K; *oracle* is the grid level of smallest MAE, chosen "
-             "afterwards with knowledge of the true d. Chosen σ: median [10%, 90%] over points.", ""]
+             "afterwards with knowledge of the true d. Chosen σ: median [10%, 90%] over points. "
+             "The average row's last cell is the ratio of the averages.", ""]
     for method in dict.fromkeys(r["method"] for r in autos):
         rs = {r["manifold"]: r for r in autos if r["method"] == method}
         mans = [m for m in _manifolds(autos) if m in rs]
