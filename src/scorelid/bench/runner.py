@@ -393,7 +393,8 @@ def _warm_imports() -> None:
     """Import what the rows use lazily, so that no row's time or memory includes an import."""
     import importlib
 
-    for mod in ("skdim.id", "sklearn.neighbors", "torch.func", "scorelid.estimators"):
+    for mod in ("skdim.id", "sklearn.neighbors", "torch.func", "scorelid.estimators",
+                "scorelid.sigma_select"):
         try:
             importlib.import_module(mod)
         except ImportError:  # pragma: no cover - optional bench dependencies
