@@ -83,3 +83,16 @@ def test_finished_dir_refused_without_force(tmp_path, capsys, monkeypatch):
     assert "results.json already exists" in err and "--force" in err
     assert main(["bench", "--out", str(out), "--force", "--no-resume"]) == 0
     assert calls == [("quick", True), ("quick", False)]
+
+
+def test_real_delegates_to_the_real_benchmark(tmp_path, capsys, monkeypatch):
+    import scorelid.cli.real as real
+
+    seen = []
+    monkeypatch.setattr(real, "run", lambda args: seen.append(args) or 0)
+    assert main(["bench", "--real", "--out", str(tmp_path / "r"), "--seed", "3", "--force"]) == 0
+    (args,) = seen
+    assert (args.out, args.seed, args.force, args.full, args.no_unet) == (str(tmp_path / "r"), 3, True, False,
+                                                                          False)
+    assert main(["bench", "--real", "--scaling", "--out", str(tmp_path / "r")]) == 2
+    assert "choose one" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -3,6 +3,7 @@
     scorelid bench --profile quick --out runs/quick [--manifolds hypersphere hyperball] [--device cpu]
     scorelid bench --profile paper --out runs/paper --device cuda
     scorelid bench --scaling --out runs/scaling [--dims 4 8 16 32 64] [--device cuda]
+    scorelid bench --real --out runs/real          # = scorelid real --out runs/real (digits, patches)
 
 Writes ``DIR/results.json``, ``results.csv``, ``report.md`` and PNG figures.  An interrupted run
 resumes when the same command is run again (finished units are skipped, trained models reused,
@@ -38,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="recompute finished units instead of skipping them")
     p.add_argument("--resume", dest="resume", action="store_true", help="skip finished units (default)")
     p.add_argument("--scaling", action="store_true", help="run the scaling study (Figure 2) instead")
+    p.add_argument("--real", action="store_true",
+                   help="run the real-data benchmark instead (digits, image patches; = scorelid real)")
     p.add_argument("--dims", type=int, nargs="+", default=None,
                    help="scaling: intrinsic dimensions (n = 4d); default 4..64 on CPU, 4..1024 on CUDA")
     p.add_argument("--steps", type=int, default=None, help="scaling: training steps (default: the recipe's)")
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scorelid.bench.profiles import get_profile
 
+    if args.real:
+        return _run_real(args)
     get_profile(args.profile)  # ValueError naming the known profiles
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
@@ -83,3 +88,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"results in {args.out}/results.json, report {args.out}/report.md "
           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
+
+
+def _run_real(args: argparse.Namespace) -> int:
+    """``--real``: the real-data benchmark with its default sizes, via ``scorelid real``."""
+    from scorelid.cli import real
+
+    if args.scaling:
+        raise ValueError("--real and --scaling are different benchmarks: choose one")
+    parser = argparse.ArgumentParser(prog="scorelid bench --real")
+    real.add_parser(parser.add_subparsers(dest="command"))
+    argv = ["real", "--out", args.out, "--seed", str(args.seed)] + (["--force"] if args.force else [])
+    return real.run(parser.parse_args(argv))
