@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="levels 'a:b:k' (k log-spaced from a to b) or 'a,b,c': the grid searched by "
                         "--sigma auto; alone, write the per-point LID curve (one row per point and level)")
     p.add_argument("--rule", default=None, help="sigma rule for --sigma auto (scorelid.sigma_select.RULES; "
-                   "default first_plateau)")
+                   "default min_log_slope)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--n-noise", type=int, default=None, help="noise draws per point (method default)")
     p.add_argument("--seed", type=int, default=0)
