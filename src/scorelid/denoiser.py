@@ -48,8 +48,9 @@ def sigma_like(sigma: SigmaLike, y: Tensor) -> Tensor:
     return s.reshape(-1, *([1] * (y.ndim - 1)))
 
 
-def check_denoised(out: object, y: Tensor) -> Tensor:
-    """Validate a denoiser's output for input ``y``: a tensor of y's shape with finite values."""
+def check_denoised(out: object, y: Tensor, finite: bool = True) -> Tensor:
+    """Validate a denoiser's output for input ``y``: a tensor of y's shape, with finite values
+    unless ``finite=False`` (the estimators turn non-finite rows into per-point NaN instead)."""
     if not isinstance(out, Tensor):
         raise ValueError(f"denoiser returned {type(out).__name__}, expected a torch.Tensor")
     if out.shape != y.shape:
@@ -57,7 +58,7 @@ def check_denoised(out: object, y: Tensor) -> Tensor:
             f"denoiser returned shape {tuple(out.shape)} for input of shape {tuple(y.shape)}; "
             "it must return the posterior mean with the input's shape"
         )
-    if not torch.isfinite(out).all():
+    if finite and not torch.isfinite(out).all():
         raise ValueError("denoiser returned non-finite values (NaN or inf)")
     return out
 

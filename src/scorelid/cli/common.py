@@ -13,10 +13,26 @@ import argparse
 
 from scorelid.io import refuse_overwrite  # the check lives with the other output helpers
 
-__all__ = ["add_force", "refuse_overwrite"]
+__all__ = ["add_estimation_options", "add_force", "refuse_overwrite"]
 
 
 def add_force(parser: argparse.ArgumentParser) -> None:
     """Add ``--force``: overwrite a finished output instead of refusing."""
     parser.add_argument("--force", action="store_true",
                         help="overwrite a finished output (default: refuse and exit non-zero)")
+
+
+def add_estimation_options(p: argparse.ArgumentParser) -> None:
+    """The options ``scorelid estimate`` and ``scorelid curve`` share (noise, batching, device, chunks)."""
+    p.add_argument("--n-noise", type=int, default=None, help="noise draws per point (method default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="rows per denoiser call")
+    p.add_argument("--trace", choices=("exact", "hutchinson"), default=None, help="flipd/ism trace")
+    p.add_argument("--n-probes", type=int, default=None, help="Hutchinson probes")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="refuse a model of another arch")
+    p.add_argument("--chunk", type=int, default=256,
+                   help="points per resumable chunk (also the unit shared among torchrun processes)")
+    p.add_argument("--any-sigma", action="store_true",
+                   help="allow noise levels outside the range the model was trained on")
+    p.add_argument("--no-progress", action="store_true")

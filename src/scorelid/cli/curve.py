@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from scorelid.cli.common import add_estimation_options
 from scorelid.io import load_points
 
 __all__ = ["add_parser", "compute_curves", "curve_table", "run"]
@@ -46,24 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE, help="how the chosen sigma is picked")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--plot", default=None, help="PNG of the curves (default: OUT with suffix .png)")
-    _add_common(p)
+    add_estimation_options(p)
     p.set_defaults(func=run)
     return p
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-noise", type=int, default=None, help="noise draws per point (method default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None, help="rows per denoiser call")
-    p.add_argument("--trace", choices=("exact", "hutchinson"), default=None, help="flipd/ism trace")
-    p.add_argument("--n-probes", type=int, default=None, help="Hutchinson probes")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="refuse a model of another arch")
-    p.add_argument("--chunk", type=int, default=256,
-                   help="points per resumable chunk (also the unit shared among torchrun processes)")
-    p.add_argument("--any-sigma", action="store_true",
-                   help="allow levels outside the noise range the model was trained on")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def grid(spec: str | None):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scorelid.cli.common import add_force, refuse_overwrite
+from scorelid.cli.common import add_estimation_options, add_force, refuse_overwrite
 from scorelid.cli.train import check_finite
 from scorelid.io import atomic_path, atomic_write_text, load_points
 
@@ -61,19 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--rule", default=None, help="sigma rule for --sigma auto (scorelid.sigma_select.RULES; "
                    "default min_log_slope)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
-    p.add_argument("--n-noise", type=int, default=None, help="noise draws per point (method default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None, help="rows per denoiser call")
-    p.add_argument("--trace", choices=("exact", "hutchinson"), default=None, help="flipd/ism trace")
-    p.add_argument("--n-probes", type=int, default=None, help="Hutchinson probes")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="refuse a model of another arch")
-    p.add_argument("--chunk", type=int, default=256,
-                   help="points per resumable chunk (also the unit shared among torchrun processes)")
-    p.add_argument("--any-sigma", action="store_true",
-                   help="allow a --sigma outside the noise range the model was trained on")
+    add_estimation_options(p)
     add_force(p)
-    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.denoiser import Denoiser, SigmaLike, check_denoised
 
 __all__ = ["Context", "denoise", "noised_copies", "repeat_sigma", "sq_norm", "wide"]
 
@@ -57,14 +57,7 @@ def wide(t: Tensor) -> Tensor:
 
 def check_output(out: object, y: Tensor) -> Tensor:
     """A denoiser output for input ``y`` must be a tensor of y's shape (its values are not checked)."""
-    if not isinstance(out, Tensor):
-        raise ValueError(f"denoiser returned {type(out).__name__}, expected a torch.Tensor")
-    if out.shape != y.shape:
-        raise ValueError(
-            f"denoiser returned shape {tuple(out.shape)} for input of shape {tuple(y.shape)}; "
-            "it must return the posterior mean with the input's shape"
-        )
-    return out
+    return check_denoised(out, y, finite=False)
 
 
 def denoise(D: Denoiser, y: Tensor, sigma: SigmaLike, batch_size: int) -> Tensor:
