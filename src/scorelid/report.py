@@ -272,10 +272,13 @@ def _plot_mae(records: list[dict], path: Path) -> None:
     rows = _rows(records)
     width = 0.8 / max(1, len(rows))
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(mans) + 0.15 * len(rows) * len(mans)), 4.5))
+    # one distinct colour per row: tab20 (10 hues, dark and light), tab20b beyond 20 rows
+    colors = [*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors]
     for j, (label, by_m) in enumerate(rows):
         vals = [by_m.get(m, {}).get("mae") for m in mans]
         xs = np.arange(len(mans)) + (j - (len(rows) - 1) / 2) * width
-        ax.bar(xs, [np.nan if v is None else v for v in vals], width, label=label)
+        ax.bar(xs, [np.nan if v is None else v for v in vals], width, label=label,
+               color=colors[j % len(colors)])
     ax.set_xticks(np.arange(len(mans)), [f"{SHORT.get(m, m)}\n(d={_d(records, m)})" for m in mans])
     ax.set_yscale("log")
     ax.set_ylabel("MAE of per-point LID (log scale)")
@@ -396,20 +399,26 @@ def _plot_curves(curves: dict[str, dict[str, dict[str, np.ndarray]]], path: Path
             ax.axvline(float(np.median(it["sigma"])), color=color, lw=1.3, label="chosen σ (median)")
             if it.get("oracle") is not None:
                 ax.axvline(float(it["oracle"]), color=color, lw=1.0, ls=":", label="oracle σ")
-        if d is not None:
-            ax.axhline(d, color="k", ls="--", lw=1, label="true d")
-            lo = min(float(np.quantile(it["curve"], 0.1, axis=1).min()) for it in curves[m].values())
-            hi = max(float(np.quantile(it["curve"], 0.9, axis=1).max()) for it in curves[m].values())
-            ax.set_ylim(max(0.0, min(lo, 0.8 * d)), min(max(hi, 1.2 * d), 3 * d) * 1.03)
-        ax.set_xscale("log")
-        ax.set_title(m, fontsize=9)
-        ax.set_xlabel("σ (VE, data units)", fontsize=8)
-        ax.set_ylabel("LID", fontsize=8)
-        ax.tick_params(labelsize=7)
+        lo = min(float(np.quantile(it["curve"], 0.1, axis=1).min()) for it in curves[m].values())
+        hi = max(float(np.quantile(it["curve"], 0.9, axis=1).max()) for it in curves[m].values())
+        _lid_axes(ax, m, "LID", d, lo, hi)
     _legend_in_spare(fig, axes, len(mans))
     fig.suptitle("LID curves over σ (held-out points; band 10-90%) and the chosen σ", fontsize=10)
     _savefig(fig, path)
     plt.close(fig)
+
+
+def _lid_axes(ax: Any, title: str, ylabel: str, d: float | None, lo: float | None, hi: float | None) -> None:
+    """Log-σ axes of an LID-against-σ panel; with a true ``d``, its line and y-limits around
+    ``[lo, hi]`` (the plotted range) that keep ``d`` in view and cut runaway curves at ``3 d``."""
+    if d is not None:
+        ax.axhline(d, color="k", ls="--", lw=1, label="true d")
+        ax.set_ylim(max(0.0, min(lo, 0.8 * d)), min(max(hi, 1.2 * d), 3 * d) * 1.03)
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("σ (VE, data units)", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def _legend_in_spare(fig: Any, axes: np.ndarray, used: int) -> None:
@@ -497,16 +506,9 @@ def _plot_train_lid(train: dict[str, list[dict]], records: list[dict], path: Pat
         if fixed and auto is None:
             ax.plot(*zip(*fixed, strict=True), "o", color="C0", label="DSM estimate (held-out points)")
         d = next((r["d"] for r in records if r["manifold"] == m), None)
-        if d is not None:
-            ax.axhline(d, color="k", ls="--", lw=1, label="true d")
-            vals = [r["mean_lid"] for r in rows] + list((auto or {}).get("grid_mean_lid", []))
-            lo, hi = (min(vals), max(vals)) if vals else (d, d)
-            ax.set_ylim(max(0.0, min(lo, 0.8 * d)), min(max(hi, 1.2 * d), 3 * d) * 1.03)
-        ax.set_xscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("σ (VE, data units)", fontsize=8)
-        ax.set_ylabel("mean LID", fontsize=8)
-        ax.tick_params(labelsize=7)
+        vals = [r["mean_lid"] for r in rows] + list((auto or {}).get("grid_mean_lid", []))
+        lo, hi = (min(vals), max(vals)) if vals else (d, d)
+        _lid_axes(ax, name, "mean LID", d, lo, hi)
     _legend_in_spare(fig, axes, len(names))
     fig.suptitle("Mean LID read off the training loss vs the DSM estimate", fontsize=10)
     _savefig(fig, path)
