@@ -174,3 +174,16 @@ def test_is_out_of_memory():
     assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_oom_in_the_dsm_curve_halves_batch_and_gives_the_same_curve():
+    from scorelid.curves import lid_curve
+
+    sigmas = [0.02, 0.05, 0.1]
+    D = OOMAbove(20)
+    with pytest.warns(BatchSizeWarning) as rec:
+        curve = lid_curve(D, X, sigmas, "dsm", n_noise=4, seed=3, batch_size=96)
+    # 96 -> 48 -> 24 -> 12: the first size that fits under 20 rows per call
+    assert [str(w.message).rsplit(" ", 1)[-1] for w in rec] == ["48", "24", "12"]
+    assert max(D.calls[-3:]) <= 12
+    torch.testing.assert_close(curve, lid_curve(G, X, sigmas, "dsm", n_noise=4, seed=3), rtol=1e-9, atol=1e-9)

@@ -17,6 +17,7 @@ is also seeded per point, so the same common-random-number property holds).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from scorelid.denoiser import Denoiser
 from scorelid.estimators.api import METHODS, default_batch_size, estimate, validate_points
 from scorelid.estimators.common import denoise, sq_norm
 from scorelid.estimators.noise import point_noise
+from scorelid.guards import BatchSizeWarning, free_accelerator_memory, is_out_of_memory
 
 __all__ = ["lid_curve", "validate_sigmas"]
 
@@ -93,13 +95,27 @@ def lid_curve(
         raise ValueError(f"indices must have shape [{N}], got {tuple(idx.shape)}")
     S = s.numel()
     out = torch.empty(S, N, dtype=torch.float64)
-    step = max(1, bs // (S * K))  # points per chunk: all their S*K rows in about one batch
     with tqdm(total=N, desc="lid_curve", unit="pt", disable=not progress, leave=False) as bar, \
             torch.inference_mode():
-        for start in range(0, N, step):
+        start = 0
+        while start < N:
+            step = max(1, bs // (S * K))  # points per chunk: all their S*K rows in about one batch
             sl = slice(start, start + step)
-            out[:, sl] = _dsm_curve_chunk(D, x[sl], s, idx[sl], K, seed, bs)
+            try:
+                out[:, sl] = _dsm_curve_chunk(D, x[sl], s, idx[sl], K, seed, bs)
+                oom = False
+            except Exception as exc:
+                if not is_out_of_memory(exc) or bs == 1:
+                    raise
+                oom = True  # handled below, once the failed chunk's tensors are released
+            if oom:  # as in estimate: halve, retry the same points (same noise, same result)
+                free_accelerator_memory()
+                warnings.warn(f"out of memory at batch size {bs}; retrying with batch size {max(1, bs // 2)}",
+                              BatchSizeWarning, stacklevel=2)
+                bs = max(1, bs // 2)
+                continue
             bar.update(min(step, N - start))
+            start += step
     return out
 
 
