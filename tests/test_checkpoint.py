@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from scorelid import load_denoiser, save_denoiser
+from scorelid.checkpoint import latest_train_state, load_train_state, save_train_state
 from scorelid.nn import EDMDenoiser
 
 
@@ -69,3 +70,20 @@ def test_wrong_architecture(tmp_path):
     (d / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="does not match"):
         load_denoiser(d)
+
+
+def test_train_state_save_drops_leftovers_of_a_killed_write(tmp_path):
+    t = {"w": torch.arange(6.0)}
+    save_train_state(tmp_path, 10, t, {"note": "a"})
+    root = tmp_path / "checkpoints"
+    # a run killed while writing step 20: a half-written folder and temporary files
+    (root / "step-00000020").mkdir()
+    (root / "step-00000020" / "state.safetensors").write_bytes(b"trunc")
+    (root / "step-00000020" / ".state.json.abcd.tmp").write_text("{")
+    (root / ".latest.abcd.tmp").write_text("step-000")
+    assert latest_train_state(tmp_path).name == "step-00000010"  # the pointer still names step 10
+    save_train_state(tmp_path, 20, {"w": torch.ones(3)}, {"note": "b"})
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000010", "step-00000020"]
+    assert sorted(p.name for p in (root / "step-00000020").iterdir()) == ["state.json", "state.safetensors"]
+    tensors, meta = load_train_state(latest_train_state(tmp_path))
+    assert torch.equal(tensors["w"], torch.ones(3)) and meta == {"step": 20, "note": "b"}

@@ -174,6 +174,7 @@ def save_train_state(out_dir: str | os.PathLike, step: int, tensors: dict[str, T
     root = Path(out_dir) / "checkpoints"
     name = f"step-{step:08d}"
     ck = root / name
+    _drop_leftovers(root, ck)
     ck.mkdir(parents=True, exist_ok=True)
     _save_tensors(tensors, ck / "state.safetensors")
     atomic_write_json(ck / "state.json", {"step": step, **meta})
@@ -182,6 +183,19 @@ def save_train_state(out_dir: str | os.PathLike, step: int, tensors: dict[str, T
     for p in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(p, ignore_errors=True)
     return ck
+
+
+def _drop_leftovers(root: Path, ck: Path) -> None:
+    """Remove what a run killed mid-write left under ``root``: temporary files of unfinished atomic
+    writes (``.NAME.XXXX.tmp``) and a half-written ``ck`` that ``latest`` does not name."""
+    if not root.is_dir():
+        return
+    for tmp in [*root.glob(".*.tmp"), *root.glob("step-*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    pointer = root / "latest"
+    current = pointer.read_text(encoding="utf-8", errors="replace").strip() if pointer.is_file() else ""
+    if ck.is_dir() and ck.name != current:
+        shutil.rmtree(ck, ignore_errors=True)
 
 
 def latest_train_state(out_dir: str | os.PathLike) -> Path | None:

@@ -213,6 +213,7 @@ def train_denoiser(
     lid_tail: float = 0.2,
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
+    on_resume: Callable[[Path, int], None] | None = None,
     num_threads: int | None = None,
     dist: DistInfo | None = None,
     **model_kwargs: Any,
@@ -242,6 +243,8 @@ def train_denoiser(
         n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
         log_every: steps between loss-curve entries (default ``max(1, steps // 200)``).
         callback: called as ``callback(step, loss)`` after every step (e.g. to stop early).
+        on_resume: called as ``on_resume(checkpoint_dir, step)`` once a checkpoint has been found
+            to fit these settings and data and been loaded (not before a refusal).
         num_threads: torch CPU threads while training (restored afterwards; ``None``: leave as
             is).  Small MLPs gain little from a second thread and lose a lot when the cores are
             shared: 300 quick-recipe steps took 5.6 s on one thread and 39 s on two on our loaded
@@ -270,7 +273,7 @@ def train_denoiser(
                                   ema_decay=ema_decay, weight_decay=weight_decay, warmup=warmup,
                                   final_lr_frac=final_lr_frac, grad_clip=grad_clip, n_buckets=n_buckets,
                                   lid_tail=lid_tail, log_every=log_every, callback=callback,
-                                  num_threads=None, dist=dist, **model_kwargs)
+                                  on_resume=on_resume, num_threads=None, dist=dist, **model_kwargs)
         finally:
             torch.set_num_threads(before)
     x = validate_points(x)
@@ -332,6 +335,8 @@ def train_denoiser(
         gen.set_state(tensors["rng.torch"])
         sums, counts = tensors["lid.sums"].clone(), tensors["lid.counts"].clone()
         history, start, elapsed = meta["history"], int(meta["step"]), float(meta.get("seconds", 0.0))
+        if on_resume is not None:
+            on_resume(ck, start)
 
     if out_dir is not None and not resume and info.is_main:
         import shutil

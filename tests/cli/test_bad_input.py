@@ -315,7 +315,10 @@ def test_train_force_damaged_and_foreign_checkpoints(tmp_path, points, capsys):
     # an unfinished run whose checkpoint was made with other settings: refused, --force starts over
     (out / "model.safetensors").unlink()
     assert main([*args[:-1], "--lr", "0.01", "--no-progress"]) == 2
-    line = _one_line_error(capsys, "train")
+    err = capsys.readouterr().err
+    assert "resuming from" not in err  # said only once the checkpoint is known to fit
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("scorelid train: error: ")
     assert "was made with other settings or data (differs in ['lr'])" in line and "--force" in line
     # a damaged checkpoint pointer
     (out / "checkpoints" / "latest").write_text("step-99999999\n")

@@ -127,9 +127,16 @@ def test_train_killed_with_sigkill_resumes_to_identical_weights(setup, tmp_path,
     assert not (out / "model.safetensors").exists()
     step = int((out / "checkpoints" / "latest").read_text().strip().split("-")[1])
     assert 5 <= step < 150
+    # what a kill during a checkpoint write leaves: a temporary file and a half-written step folder
+    ck_root = out / "checkpoints"
+    (ck_root / ".latest.x1y2.tmp").write_text("step-")
+    half = ck_root / f"step-{step + 5:08d}"
+    half.mkdir(exist_ok=True)
+    (half / ".state.json.x1y2.tmp").write_text("{")
     capsys.readouterr()
     assert main(_train_args(setup, out)) == 0  # the same command: resumes
-    assert f"resuming from {out / 'checkpoints'}" in capsys.readouterr().err
+    assert f"resuming from {ck_root / f'step-{step:08d}'} at step {step}" in capsys.readouterr().err
+    assert not list(ck_root.rglob("*.tmp"))  # the leftovers are gone
     a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (out / "lid_by_sigma.csv").read_text() == (ref / "lid_by_sigma.csv").read_text()

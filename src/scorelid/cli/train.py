@@ -72,6 +72,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _say_resuming(ck: Path, step: int) -> None:
+    """Printed once the checkpoint is known to fit the command (not before a refusal)."""
+    print(f"resuming from {ck} at step {step}", file=sys.stderr)
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     from scorelid.train import PAPER_RECIPE, QUICK_RECIPE
 
@@ -172,8 +177,6 @@ def run(args: argparse.Namespace) -> int:
     if force and finished and info.is_main:
         for name in ("model.safetensors", "config.json", "lid_by_sigma.csv"):
             (out / name).unlink(missing_ok=True)  # --force: the old finished model goes first
-    if info.is_main and resume:
-        print(f"resuming from {latest_train_state(out)}", file=sys.stderr)
     if info.is_main:
         print(f"training {settings['arch']} on {x.shape[0]} points of dimension {x.shape[1]} "
               f"for {settings['steps']} steps -> {out}"
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     def fit(resume: bool):
         return train_denoiser(x, device=info.device, out_dir=out, resume=resume,
                               checkpoint_every=args.checkpoint_every,
-                              progress=not args.no_progress and info.is_main, dist=info, **settings)
+                              progress=not args.no_progress and info.is_main, dist=info,
+                              on_resume=_say_resuming if info.is_main else None, **settings)
 
     model = None
     try:
