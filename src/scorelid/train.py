@@ -42,6 +42,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from scorelid.checkpoint import (
 )
 from scorelid.distributed import DistInfo, all_ok
 from scorelid.estimators.api import validate_points
+from scorelid.lock import exclusive_dir, holds_lock
 from scorelid.nn.precond import ARCHS, EDMDenoiser
 
 __all__ = ["PAPER_RECIPE", "QUICK_RECIPE", "SigmaSampler", "lid_by_sigma_rows", "train_denoiser"]
@@ -261,12 +263,16 @@ def train_denoiser(
         ``config["train"]``, the training settings) and ``.history`` (``loss``: ``[[step, loss],
         ...]``, ``lid_by_sigma``: rows of ``lid_by_sigma_rows``, ``seconds``).
     """
-    if num_threads is not None:
-        if not isinstance(num_threads, int) or num_threads < 1:
+    lock = out_dir is not None and (dist is None or dist.is_main) and not holds_lock(out_dir)
+    if num_threads is not None or lock:
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        before = torch.get_num_threads()
-        torch.set_num_threads(num_threads)
-        try:
+        with ExitStack() as stack:
+            if lock:  # one run at a time in out_dir (scorelid.lock); released on any exit
+                stack.enter_context(exclusive_dir(out_dir))
+            if num_threads is not None:
+                stack.callback(torch.set_num_threads, torch.get_num_threads())
+                torch.set_num_threads(num_threads)
             return train_denoiser(x, arch, steps, batch_size, lr, seed, device, out_dir, checkpoint_every,
                                   progress, resume=resume, skip=skip, c_in=c_in, sigma_dist=sigma_dist,
                                   sigma_min=sigma_min, sigma_max=sigma_max, p_mean=p_mean, p_std=p_std,
@@ -274,8 +280,6 @@ def train_denoiser(
                                   final_lr_frac=final_lr_frac, grad_clip=grad_clip, n_buckets=n_buckets,
                                   lid_tail=lid_tail, log_every=log_every, callback=callback,
                                   on_resume=on_resume, num_threads=None, dist=dist, **model_kwargs)
-        finally:
-            torch.set_num_threads(before)
     x = validate_points(x)
     if x.ndim != 2:
         raise ValueError(f"train_denoiser needs vectors [N, n], got shape {tuple(x.shape)}")

@@ -335,6 +335,29 @@ def test_train_force_damaged_and_foreign_checkpoints(tmp_path, points, capsys):
     assert (out / "model.safetensors").read_bytes() == weights
 
 
+def test_train_and_bench_refuse_a_directory_another_run_is_using(tmp_path, points, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    from scorelid.lock import LOCK_NAME
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for cmd, out in (("train", tmp_path / "m"), ("bench", tmp_path / "b")):
+            out.mkdir()
+            (out / LOCK_NAME).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+            extra = (["--data", str(points), *TINY] if cmd == "train"
+                     else ["--profile", "quick", "--manifolds", "hypersphere"])
+            assert main([cmd, "--out", str(out), *extra]) == 2
+            line = _one_line_error(capsys, cmd)
+            assert f"{out} is in use by another scorelid run (process {other.pid})" in line
+            assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written
+    finally:
+        other.kill()
+        other.wait()
+
+
 # ---- scorelid real
 
 

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from scorelid.bench.meter import measure
 from scorelid.bench.profiles import Profile
 from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.lock import exclusive_dir
 
 __all__ = ["RECORD_KEYS", "ROW_BUILDERS", "RowOutput", "RowSpec", "UnitData", "load_records", "register_rows",
            "run_bench", "write_results"]
@@ -363,8 +364,13 @@ def run_bench(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
-    data_fn = data_fn or default_data
-    train_fn = train_fn or default_train
+    with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.lock)
+        return _run_bench_locked(profile, out, seed, device, resume, report, data_fn or default_data,
+                                 train_fn or default_train)
+
+
+def _run_bench_locked(profile: Profile, out: Path, seed: int, device: torch.device, resume: bool,
+                      report: bool, data_fn: Callable, train_fn: Callable) -> list[dict[str, Any]]:
     settings = {"profile": profile.to_dict(), "fingerprint": profile.fingerprint(), "seed": seed}
     stamp = out / "bench.json"
     if stamp.is_file():

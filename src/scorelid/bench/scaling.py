@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from scorelid.bench.meter import measure
 from scorelid.bench.runner import default_train, write_results
 from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.lock import exclusive_dir
 
 __all__ = ["CPU_DIMS", "GPU_DIMS", "run_scaling", "scaling_markdown"]
 
@@ -89,9 +90,10 @@ def run_scaling(
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
-                            probes, exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
-                            isolate, repeats)
+        with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.lock)
+            return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
+                                probes, exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
+                                isolate, repeats)
     finally:
         torch.set_num_threads(threads)
 
