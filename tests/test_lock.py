@@ -23,7 +23,8 @@ def test_second_holder_refused_and_released_after(tmp_path):
     try:
         d.mkdir()
         (d / LOCK_NAME).write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
-        with pytest.raises(DirectoryBusyError, match=f"in use by another scorelid run \\(process {sleeper.pid}\\)"):
+        busy = f"in use by another scorelid run \\(process {sleeper.pid}\\)"
+        with pytest.raises(DirectoryBusyError, match=busy):
             with exclusive_dir(d):
                 pass
         assert (d / LOCK_NAME).is_file()  # the live holder's lock is left alone
