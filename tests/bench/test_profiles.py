@@ -1,5 +1,6 @@
 """Benchmark profiles."""
 
+import numpy as np
 import pytest
 
 from scorelid.bench.profiles import get_profile
@@ -26,3 +27,31 @@ def test_subset_and_errors():
         get_profile("slow")
     with pytest.raises(ValueError, match="unknown manifold"):
         get_profile("quick", ["cube"])
+
+
+def test_paper_profile_runs_end_to_end_on_cpu(tmp_path):
+    """The GPU profile's real network sizes and row set, shrunk in points and steps, run on the CPU.
+
+    Guards the ``paper`` path (DiT and the wide MLP through every row builder) that CI's machine
+    cannot time.  With a learning rate of 1e-9 the three training steps leave each model at its
+    Wiener skip (the networks' output layers start at zero), the Gaussian fit, whose DSM reading at
+    small sigma is the rank of the data's covariance: 17 for the 16-sphere (it spans 17 of the 64
+    dimensions).  (At the recipes' own learning rates even three Adam steps move the wide MLP's
+    1024-unit output layer enough to read 19.2: Adam's first steps are sign-like.)
+    """
+    import dataclasses
+
+    from scorelid.bench import run_bench
+
+    p = get_profile("paper", ["hypersphere"])
+    recipes = {a: {**r, "steps": 3, "batch_size": 32, "lr": 1e-9} for a, r in p.recipes.items()}
+    p = dataclasses.replace(p, n_train=300, n_eval=12, recipes=recipes, baseline_k=10, dsm_noise=16,
+                            baselines=("mle",))
+    recs = run_bench(p, tmp_path / "paper", report=False)
+    rows = {(r["arch"], r["method"], r["sigma"]) for r in recs}
+    for arch in ("mlp", "dit"):
+        assert {(arch, "dsm", s) for s in p.sigmas} <= rows and {(arch, "flipd", s) for s in p.sigmas} <= rows
+        assert {(arch, "error_bundle", s) for s in p.bundle_sigmas} <= rows
+        dsm = next(r for r in recs if (r["arch"], r["method"], r["sigma"]) == (arch, "dsm", 0.01))
+        assert dsm["n_points"] == 12 and abs(dsm["mean_lid"] - 17) < 1.0, dsm
+    assert all(np.isfinite(r["mae"]) for r in recs)
