@@ -10,10 +10,9 @@ is logged to ``PREFIX.writes.rank{R}``; a ``RankFailure`` message goes to ``PREF
 import sys
 
 import numpy as np
-import torch
 
 import scorelid.train as train
-from scorelid.distributed import RankFailure, init_distributed
+from scorelid.distributed import RankFailure, init_distributed, shutdown
 
 
 def main() -> None:
@@ -43,9 +42,9 @@ def main() -> None:
     except RankFailure as exc:
         with open(f"{prefix}.rank{info.rank}.err", "w") as fh:
             fh.write(str(exc))
+        shutdown(wait=False)
         sys.exit(1)
-    finally:
-        torch.distributed.destroy_process_group()
+    shutdown(wait=True)  # as the CLI does: no rank tears its connections down while a peer still writes
 
 
 if __name__ == "__main__":

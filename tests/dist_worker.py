@@ -12,7 +12,7 @@ import torch
 
 import scorelid
 from scorelid.analytic import GaussianSubspace
-from scorelid.distributed import RankFailure, init_distributed, run_chunked
+from scorelid.distributed import RankFailure, init_distributed, run_chunked, shutdown
 
 G = GaussianSubspace(4, 16, seed=0)
 X, _ = G.sample(150, seed=3)
@@ -41,9 +41,9 @@ def main() -> None:
     except RankFailure as exc:
         with open(f"{prefix}.rank{info.rank}.err", "w") as fh:
             fh.write(str(exc))
+        shutdown(wait=False)
         sys.exit(1)
-    finally:
-        torch.distributed.destroy_process_group()
+    shutdown(wait=True)  # as the CLI does: no rank tears its connections down while a peer still writes
 
 
 if __name__ == "__main__":
