@@ -19,7 +19,12 @@ random numbers, K = 64 draws by default), and report
 
 Writes the JSON (records + summary), a CSV and a Markdown table of the MAEs, and a PNG of the
 curves with the chosen sigma.  Finished manifolds are cached in ``--runs/<name>/record_*.json``:
-rerunning skips them.
+rerunning skips them.  ``--model NAME=DIR`` uses a model trained elsewhere for one manifold, e.g.
+the small DiT of ``benchmarks/nonlinear_study.py``:
+
+    .venv/bin/python benchmarks/sigma_auto.py --manifolds nonlinear --runs runs/sigma_auto_dit \
+        --model nonlinear=runs/nonlinear_study/dit_h64d4_s3000 --flipd-points 0 \
+        --out benchmarks/results/sigma_auto_nonlinear_dit.json
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ CURVE_RULES = tuple(r for r in RULES if r != "agreement")
 FLIPD_OPTIONS = {"trace": "hutchinson", "n_probes": 8}
 
 
-def _model(name: str, runs: Path, n_train: int):
+def _model(name: str, runs: Path, n_train: int, given: str | None = None):
+    if given is not None:  # a model trained elsewhere (``--model NAME=DIR``); its own loss buckets
+        model = load_denoiser(given)
+        return model, model.history["lid_by_sigma"]
     out = runs / name
     if (out / "config.json").exists() and (out / "lid_by_sigma.json").exists():
         return load_denoiser(out), json.loads((out / "lid_by_sigma.json").read_text())
@@ -75,7 +83,8 @@ def _fixed(curve: Tensor, sig: Tensor, d: Tensor) -> dict[str, float]:
 
 def run_manifold(name: str, args: argparse.Namespace, sig: Tensor) -> dict:
     t0 = time.perf_counter()
-    model, buckets = _model(name, Path(args.runs), args.n_train)
+    given = dict(m.split("=", 1) for m in args.model).get(name)
+    model, buckets = _model(name, Path(args.runs), args.n_train, given)
     t_train = time.perf_counter() - t0
     x, d = manifold(name, args.n_eval, seed=1)
     d = d.double()
@@ -131,6 +140,9 @@ def main() -> None:
     ap.add_argument("--agreement-points", type=int, default=100)
     ap.add_argument("--flipd-points", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                    help="use the model trained in DIR (on the same 2000 points, seed 0) for manifold NAME "
+                         "instead of the quick recipe's; give a separate --runs so caches do not mix")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sig = torch.tensor(DEFAULT_GRID, dtype=torch.float64)
@@ -156,9 +168,12 @@ def main() -> None:
     meta = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                        f"torch threads={args.threads}",
             "command": "python benchmarks/sigma_auto.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "runs")),
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                if k not in ("out", "runs", "model"))
+                + "".join(f" --model {m}" for m in args.model),
             "wall_s_this_run": time.perf_counter() - t_all, "grid": list(DEFAULT_GRID),
-            "n_noise": args.n_noise, "recipe": QUICK_RECIPE, "default_rule": DEFAULT_RULE}
+            "n_noise": args.n_noise, "recipe": QUICK_RECIPE, "default_rule": DEFAULT_RULE,
+            "models": args.model}
     plain = [{k: v for k, v in r.items() if k != "_plot"} for r in records]
     atomic_write_json(out, {**meta, "records": plain, "summary": summary})
     atomic_write_text(out.with_suffix(".csv"), _table_csv(records))
@@ -222,7 +237,8 @@ def _table_csv(records: list[dict]) -> str:
 def _markdown(records: list[dict], summary: dict, meta: dict) -> str:
     names = [r["manifold"] for r in records]
     sigmas = list(records[0]["fixed_mae"])
-    lines = [f"# Adaptive sigma vs fixed sigma (quick recipe, {meta['machine']})", "",
+    models = ", ".join(meta.get("models") or []) or "quick recipe"
+    lines = [f"# Adaptive sigma vs fixed sigma (models: {models}; {meta['machine']})", "",
              f"`{meta['command']}`", "",
              f"Grid {', '.join(sigmas)}; default rule `{meta['default_rule']}`.  MAE = mean |LID - d| "
              "over held-out points; ratio = MAE / oracle MAE, averaged over manifolds.", ""]
