@@ -5,7 +5,7 @@ import pytest
 
 from scorelid.bench.profiles import get_profile
 from scorelid.sigma_select import DEFAULT_RULE
-from scorelid.train import PAPER_RECIPE, QUICK_RECIPE
+from scorelid.train import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
 
 
 def test_quick_and_paper():
@@ -19,6 +19,15 @@ def test_quick_and_paper():
     assert p.archs == ("mlp", "dit") and p.recipes["dit"]["depth"] == PAPER_RECIPE["dit"]["depth"]
     assert p.baseline_k == 100
     assert q.fingerprint() != p.fingerprint() and q.fingerprint() == get_profile("quick").fingerprint()
+
+
+def test_cpu_dit():
+    c = get_profile("cpu-dit")
+    assert c.archs == ("dit",) and c.baselines == () and c.flipd_exact_max_n == 0
+    assert c.recipes["dit"] == {k: v for k, v in CPU_DIT_RECIPE.items() if k != "arch"}
+    assert c.recipes["dit"]["hidden"] == 64 and c.recipes["dit"]["num_threads"] == 1
+    assert c.dsm_noise == 64 and "dsm_auto" in c.methods
+    assert c.fingerprint() != get_profile("quick").fingerprint()
 
 
 def test_subset_and_errors():

@@ -42,7 +42,8 @@ def test_bad_numbers(tmp_path, capsys):
 
 def test_unknown_profile(tmp_path, capsys):
     code = main(["bench", "--profile", "huge", "--out", str(tmp_path)])
-    assert "unknown profile 'huge'; choose one of ['paper', 'quick']" in _one_line_error(capsys, code)
+    line = _one_line_error(capsys, code)
+    assert "unknown profile 'huge'; choose one of ['cpu-dit', 'paper', 'quick']" in line
 
 
 def test_scaling_end_to_end_and_force(tmp_path, capsys):

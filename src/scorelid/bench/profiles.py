@@ -13,6 +13,13 @@ rows, so that they compare: 12 levels x 64 draws = 768 forward passes per point,
 normal bundles at sigma = 0.05 only and on the first 250 of the 1,000 evaluation points
 (``K = n`` forward passes per point), one torch thread.
 
+``cpu-dit``: CPU, a small DiT (``CPU_DIT_RECIPE``: hidden 64, 4 heads, 4 layers, patches of 4;
+3,000 steps on one thread, ~6-24 min per manifold by its token count) instead of the quick MLP,
+which it beats by far on the nonlinear manifold (``benchmarks/nonlinear_study.py``).  DSM and
+``dsm@auto`` with ``K = 64``, FLIPD with Hutchinson's trace (8 probes; the exact trace costs ``n``
+JVPs through attention), the bundles as in ``quick``, no baselines (they do not depend on the
+model: ``quick`` has them), estimation on the torch threads the machine gives.
+
 ``paper``: for a GPU, MLP and DiT with ``PAPER_RECIPE``, baselines at ``k = 100``, ``K = 64`` for
 DSM and its adaptive curve, the bundles at every sigma.
 
@@ -108,6 +115,15 @@ def _quick() -> Profile:
                    flipd_exact_max_n=128, bundle_points=250, num_threads=1)
 
 
+def _cpu_dit() -> Profile:
+    from scorelid.train import CPU_DIT_RECIPE
+
+    recipe = {k: v for k, v in CPU_DIT_RECIPE.items() if k != "arch"}
+    return Profile(name="cpu-dit", manifolds=_FIVE, archs=("dit",), recipes={"dit": recipe},
+                   methods=("dsm", "dsm_auto", "flipd", "error_bundle", "normal_bundle"), baselines=(),
+                   dsm_noise=64, bundle_sigmas=(0.05,), flipd_exact_max_n=0, bundle_points=250)
+
+
 def _paper() -> Profile:
     from scorelid.train import PAPER_RECIPE
 
@@ -117,7 +133,7 @@ def _paper() -> Profile:
                    flipd_exact_max_n=256)
 
 
-PROFILES = {"quick": _quick, "paper": _paper}
+PROFILES = {"quick": _quick, "cpu-dit": _cpu_dit, "paper": _paper}
 
 
 def get_profile(name: str, manifolds: list[str] | tuple[str, ...] | None = None) -> Profile:
