@@ -56,6 +56,21 @@ def test_train_dit(tmp_path, data):
     assert load_denoiser(out).config["arch"] == "dit"
 
 
+def test_train_cpu_dit_recipe(tmp_path, data):
+    out = tmp_path / "cd"
+    assert main(["train", "--data", str(data), "--out", str(out), "--recipe", "cpu-dit", "--steps", "3",
+                 "--no-progress"]) == 0
+    cfg = load_denoiser(out).config
+    assert cfg["arch"] == "dit" and cfg["net"]["hidden"] == 64 and cfg["net"]["depth"] == 4
+    assert cfg["train"]["lr"] == 2e-3 and cfg["train"]["sigma_max"] == 0.3
+    # --arch mlp on top of it: the DiT's network options are dropped, the schedule is kept
+    out2 = tmp_path / "cdm"
+    assert main(["train", "--data", str(data), "--out", str(out2), "--recipe", "cpu-dit", "--arch", "mlp",
+                 "--steps", "3", "--width", "16", "--no-progress"]) == 0
+    cfg2 = load_denoiser(out2).config
+    assert cfg2["arch"] == "mlp" and cfg2["net"]["width"] == 16 and cfg2["train"]["sigma_max"] == 0.3
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [

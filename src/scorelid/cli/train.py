@@ -3,10 +3,11 @@
     scorelid train --data X.npy --arch mlp --steps 2000 --out runs/model [--resume]
 
 Settings start from a recipe (``--recipe quick`` by default: ``scorelid.train.QUICK_RECIPE``;
-``paper``: ``PAPER_RECIPE[arch]``); flags given explicitly override it.  Writes ``DIR/config.json``
-and ``DIR/model.safetensors`` (load with ``scorelid.load_denoiser(DIR)``), periodic resumable
-checkpoints in ``DIR/checkpoints/``, and ``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per
-noise-level bucket over the last 20% of training, also printed as a table.
+``cpu-dit``: ``CPU_DIT_RECIPE``; ``paper``: ``PAPER_RECIPE[arch]``); flags given explicitly
+override it.  Writes ``DIR/config.json`` and ``DIR/model.safetensors`` (load with
+``scorelid.load_denoiser(DIR)``), periodic resumable checkpoints in ``DIR/checkpoints/``, and
+``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per noise-level bucket over the last 20% of
+training, also printed as a table.
 
 Interruptions.  Checkpoints are written atomically every ``--checkpoint-every`` steps; rerunning
 the same command after Ctrl-C, SIGTERM or ``kill -9`` resumes from the newest one (``--resume`` is
@@ -47,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training points: .npy, .npz, .csv or .parquet [N, n]")
     p.add_argument("--out", required=True, help="output directory for the model and checkpoints")
     p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="network (default: the recipe's)")
-    p.add_argument("--recipe", choices=("quick", "paper"), default="quick",
-                   help="starting settings (default quick: CPU-sized)")
+    p.add_argument("--recipe", choices=("quick", "cpu-dit", "paper"), default="quick",
+                   help="starting settings (default quick: a CPU-sized MLP; cpu-dit: a small DiT, "
+                        "slower, better on curved data; paper: the paper's sizes, for a GPU)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -78,14 +80,14 @@ def _say_resuming(ck: Path, step: int) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from scorelid.train import PAPER_RECIPE, QUICK_RECIPE
+    from scorelid.train import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
 
     if args.recipe == "paper":
         base = dict(PAPER_RECIPE[args.arch or "mlp"])
     else:
-        base = dict(QUICK_RECIPE)
+        base = dict(CPU_DIT_RECIPE if args.recipe == "cpu-dit" else QUICK_RECIPE)
         if args.arch and args.arch != base["arch"]:
-            # the quick recipe's network options belong to its architecture: drop them
+            # the recipe's network options belong to its architecture: drop them
             import inspect
 
             from scorelid.nn import ARCHS
