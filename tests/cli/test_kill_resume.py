@@ -163,10 +163,20 @@ def _no_temporary_files(root: Path) -> None:
     assert not left, left
 
 
+@pytest.fixture
+def sigint_raises():
+    """Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started, and
+    a test runner started in the background of a non-interactive shell (``cmd &``) starts with it
+    ignored: give this test Python's usual handler, as an interactive Ctrl-C would find it."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.parametrize(("sig", "code", "line"), [(signal.SIGTERM, 143, "scorelid: terminated"),
                                                    (signal.SIGINT, 130, "scorelid: interrupted")])
 def test_estimate_sigterm_sigint_exit_cleanly_and_resume(setup, tmp_path, monkeypatch, capsys, sig, code,
-                                                         line):
+                                                         line, sigint_raises):
     pts, _ = manifold("hypersphere", 100, seed=3, d=2, n=8)
     np.save(tmp_path / "few.npy", pts.numpy())
     args = ["estimate", "--model", str(setup / "model"), "--data", str(tmp_path / "few.npy"), "--chunk", "10",
