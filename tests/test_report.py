@@ -53,7 +53,7 @@ def test_average_needs_every_manifold(records):
 
 def test_labels():
     assert row_label(_rec("hyperball", "error_bundle", 0.01, 0.0)) == "MLP error bundle σ=0.01"
-    assert row_label(_rec("hyperball", "dsm", 0.05, 0.0, arch="dit")) == "DIT DSM σ=0.05"
+    assert row_label(_rec("hyperball", "dsm", 0.05, 0.0, arch="dit")) == "DiT DSM σ=0.05"
     assert row_label(_rec("hyperball", "mle", None, 0.0, arch="knn", options="k=100")) == "MLE k=100"
     assert row_label(_rec("hyperball", "dsm@auto", None, 0.0, options="K=16,grid=0.005..0.3x12")) == \
         "MLP DSM σ=auto"

@@ -68,18 +68,26 @@ def _is_auto(method: str) -> bool:
     return method.endswith("@auto")
 
 
+ARCH_NAMES = {"mlp": "MLP", "dit": "DiT"}
+
+
+def arch_name(arch: str | None) -> str:
+    """``"mlp"`` -> ``"MLP"``, ``"dit"`` -> ``"DiT"`` (others upper-cased)."""
+    return ARCH_NAMES.get(str(arch or ""), str(arch or "").upper())
+
+
 def row_label(rec: dict[str, Any]) -> str:
     """E.g. ``"MLP DSM σ=0.05"``, ``"ESS k=50"``, ``"MLP DSM σ=auto"``.  The trace of a FLIPD row is
     not in its label (one row per sigma in Table 1): cells with Hutchinson's trace carry a ``†``."""
     opts = rec.get("options") or ""
     if _is_auto(rec["method"]):
         base = rec["method"].removesuffix("@auto")
-        return f"{str(rec.get('arch', '')).upper()} {METHOD_NAMES.get(base, base)} σ=auto"
+        return f"{arch_name(rec.get('arch'))} {METHOD_NAMES.get(base, base)} σ=auto"
     name = METHOD_NAMES.get(rec["method"], rec["method"])
     if rec.get("sigma") is None:
         k = [o for o in opts.split(",") if o.startswith("k=")]
         return f"{name} {k[0]}" if k else name
-    arch = str(rec.get("arch", "")).upper()
+    arch = arch_name(rec.get("arch"))
     extra = ""
     return f"{arch} {name} σ={rec['sigma']:g}{extra}"
 
@@ -136,7 +144,7 @@ def _reference_lines(rec: dict, mans: list[str]) -> list[str]:
                    + f" | *{_fmt(avg)}* |")
     pkey = (rec.get("arch") if sig is not None else None, rec["method"], sig)
     if pkey in PAPER_TABLE1_AVG:
-        arch = f"{pkey[0].upper()} " if pkey[0] else ""
+        arch = f"{arch_name(pkey[0])} " if pkey[0] else ""
         scale = f" t={sig:g}" if sig is not None else ""
         out.append(f"| *{arch}{name}{scale} (paper Table 1, GPU)* | " + " | ".join("" for _ in mans)
                    + f" | *{PAPER_TABLE1_AVG[pkey]:.2f}* |")
@@ -443,7 +451,7 @@ def _train_curves(out: Path) -> dict[str, list[dict]]:
     for f in files:
         meta = json.loads(f.read_text()).get("meta", {})
         if meta.get("lid_by_sigma"):
-            res[f"{meta['manifold']} ({str(meta['arch']).upper()})"] = meta["lid_by_sigma"]
+            res[f"{meta['manifold']} ({arch_name(meta['arch'])})"] = meta["lid_by_sigma"]
     return res
 
 
