@@ -49,3 +49,20 @@ def test_auto_falls_back_to_reverse_when_forward_mode_is_missing():
     with pytest.raises((RuntimeError, NotImplementedError)):
         trace_exact(f, y, ad="forward")
     torch.testing.assert_close(trace_exact(f, y, ad="auto"), torch.full((4,), 6.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("DefaultCPUAllocator: not enough memory (out of memory)")])
+def test_auto_does_not_fall_back_on_out_of_memory(error):
+    modes = []
+
+    def f(y):
+        if not torch.is_grad_enabled():  # forward mode runs under no_grad
+            modes.append("forward")
+            raise error
+        modes.append("reverse")
+        return 2 * y
+
+    with pytest.raises(type(error)):
+        trace_exact(f, torch.randn(4, 3, dtype=torch.float64), ad="auto")
+    assert modes == ["forward"]  # raised for the caller to halve its batch; reverse was not tried

@@ -5,7 +5,8 @@ mode, ``torch.func.jvp`` under ``vmap``); ``trace_hutchinson`` estimates ``tr J 
 Rademacher probes.  ``ad`` chooses the mode: ``"forward"`` (JVPs), ``"reverse"`` (VJPs by plain
 ``torch.autograd.grad``, one backward pass per tangent; needed for modules whose autograd functions
 lack forward-mode or functorch rules, e.g. weight-quantized layers), or
-``"auto"`` (forward, falling back to reverse if forward mode is not implemented).  Forward mode
+``"auto"`` (forward, falling back to reverse if forward mode is not implemented; an out-of-memory
+error is not a missing rule and is raised as it is, so that the caller halves its batch).  Forward mode
 runs with the math kernel of scaled-dot-product attention, the only one with forward-mode rules.
 """
 
@@ -16,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from scorelid.guards import is_out_of_memory
 
 RowMap = Callable[[Tensor], Tensor]
 
@@ -49,7 +52,9 @@ def _with_fallback(ad: str, run: Callable[[str], Tensor]) -> Tensor:
         return run(ad)
     try:
         return run("forward")
-    except (RuntimeError, NotImplementedError):
+    except (RuntimeError, NotImplementedError) as exc:
+        if is_out_of_memory(exc):  # reverse mode needs more memory, not less: let the batch be halved
+            raise
         return run("reverse")
 
 
