@@ -27,7 +27,7 @@ lint: $(STAMP)
 # `make quick QUICK_ARGS=--force` (add --no-resume to recompute everything)
 QUICK_ARGS ?=
 quick: $(STAMP)
-	$(BIN)/scorelid bench --profile quick --out runs/quick $(QUICK_ARGS)
+	$(BIN)/scorelid bench --profile quick --out runs/quick --jobs 2 $(QUICK_ARGS)
 
 bench-core: $(STAMP)
 	$(BIN)/python benchmarks/estimator_cost.py

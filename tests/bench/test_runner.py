@@ -195,3 +195,31 @@ def test_csv_holds_lists_as_json(auto_bench):
     out, _ = auto_bench
     rows = {(r["method"], r["sigma"]): r for r in csv.DictReader((out / "results.csv").open())}
     assert json.loads(rows[("dsm@auto", "")]["grid"]) == [0.005, 0.01, 0.02, 0.05, 0.1]
+
+
+def test_parallel_training_gives_the_same_models_and_numbers(tmp_path, capsys):
+    """``train_jobs=2`` trains the missing models in two spawned processes first: bit-identical."""
+    import dataclasses
+
+    from scorelid.bench.profiles import get_profile
+
+    p = get_profile("quick", ["hyperball", "clifford_torus"])
+    p = dataclasses.replace(p, n_train=200, n_eval=20, recipes={"mlp": {**p.recipes["mlp"], "steps": 40}},
+                            methods=("dsm",), baselines=(), dsm_noise=4)
+    seq = run_bench(p, tmp_path / "seq", report=False)
+    capsys.readouterr()
+    par = run_bench(p, tmp_path / "par", report=False, train_jobs=2)
+    assert "training 2 models, 2 at a time" in capsys.readouterr().err
+    key = lambda r: (r["manifold"], r["method"], r["sigma"])  # noqa: E731
+    assert [(key(r), r["mae"], r["mean_lid"]) for r in sorted(seq, key=key)] == \
+        [(key(r), r["mae"], r["mean_lid"]) for r in sorted(par, key=key)]
+    for m in ("hyperball", "clifford_torus"):
+        a = (tmp_path / "seq" / "models" / f"{m}__mlp" / "model.safetensors").read_bytes()
+        assert a == (tmp_path / "par" / "models" / f"{m}__mlp" / "model.safetensors").read_bytes()
+        meta = json.loads((tmp_path / "par" / "units" / f"{m}__mlp.json").read_text())["meta"]
+        assert meta["train_seconds"] > 0.05  # the worker's training time, not the later load's
+    # a rerun finds the models and the units: nothing to train, same records
+    assert run_bench(p, tmp_path / "par", report=False, train_jobs=2) == par
+    assert "training" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="train_jobs"):
+        run_bench(p, tmp_path / "x", train_jobs=0)

@@ -36,6 +36,8 @@ def test_cuda_unavailable(tmp_path, capsys):
 def test_bad_numbers(tmp_path, capsys):
     code = main(["bench", "--out", str(tmp_path), "--seed", "-1"])
     assert "--seed must be >= 0" in _one_line_error(capsys, code)
+    code = main(["bench", "--out", str(tmp_path), "--jobs", "0"])
+    assert "--jobs must be >= 1" in _one_line_error(capsys, code)
     code = main(["bench", "--scaling", "--out", str(tmp_path), "--dims", "0"])
     assert "dims must be positive integers" in _one_line_error(capsys, code)
 

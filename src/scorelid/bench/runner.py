@@ -23,6 +23,11 @@ Built-in builders: ``dsm``, ``flipd``, ``error_bundle``, ``normal_bundle`` (fixe
 rows ``dsm@auto`` / ``flipd@auto`` with ``sigma = None`` and the grid's fixed-level MAEs, the
 oracle level and the chosen levels' quantiles in the record).
 
+``train_jobs > 1`` (``scorelid bench --jobs N``) trains the models that are still missing first, up
+to ``N`` at a time in separate processes (CPU, default data and training only); each process
+trains as the sequential path would (same data, seed and recipe, the recipe's thread count), so
+the models and every number are the same, only sooner on a machine with cores to spare.
+
 A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per sigma bucket,
 ``scorelid.train``) is kept in the unit's ``meta`` for the report.
 """
@@ -32,6 +37,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,6 +346,7 @@ def run_bench(
     report: bool = True,
     data_fn: Callable[[str, int, int, Profile], tuple[Tensor, Tensor]] | None = None,
     train_fn: Callable[..., Any] | None = None,
+    train_jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Run ``profile`` into ``out``; returns the records (also in ``out/results.json``).
 
@@ -352,9 +360,14 @@ def run_bench(
         report: write ``report.md`` and the figures at the end.
         data_fn, train_fn: replace data generation (``(name, num, seed, profile) -> (x, d_true)``) and
             training (``(x, arch, recipe, seed, device, out_dir) -> denoiser``), e.g. for tests.
+        train_jobs: train up to this many missing models at once, each in its own process, before
+            estimating (CPU with the default ``data_fn``/``train_fn`` only; otherwise ignored).
+            Not part of the results directory's settings: it changes the wall time, not the numbers.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(train_jobs, int) or train_jobs < 1:
+        raise ValueError(f"train_jobs must be a positive integer, got {train_jobs!r}")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
@@ -365,12 +378,14 @@ def run_bench(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
     with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.lock)
+        parallel = train_jobs > 1 and device.type == "cpu" and data_fn is None and train_fn is None
         return _run_bench_locked(profile, out, seed, device, resume, report, data_fn or default_data,
-                                 train_fn or default_train)
+                                 train_fn or default_train, train_jobs if parallel else 1)
 
 
 def _run_bench_locked(profile: Profile, out: Path, seed: int, device: torch.device, resume: bool,
-                      report: bool, data_fn: Callable, train_fn: Callable) -> list[dict[str, Any]]:
+                      report: bool, data_fn: Callable, train_fn: Callable,
+                      train_jobs: int = 1) -> list[dict[str, Any]]:
     settings = {"profile": profile.to_dict(), "fingerprint": profile.fingerprint(), "seed": seed}
     stamp = out / "bench.json"
     if stamp.is_file():
@@ -379,12 +394,13 @@ def _run_bench_locked(profile: Profile, out: Path, seed: int, device: torch.devi
             raise ValueError(f"{out} holds results of another profile or seed; use another --out")
     atomic_write_json(stamp, settings)
     units_dir = out / "units"
+    pretrained = _train_parallel(profile, out, units_dir, seed, resume, train_jobs) if train_jobs > 1 else {}
     _warm_imports()
     threads = torch.get_num_threads()
     if profile.num_threads is not None:
         torch.set_num_threads(profile.num_threads)
     try:
-        records = _run_all(profile, out, units_dir, seed, device, resume, data_fn, train_fn)
+        records = _run_all(profile, out, units_dir, seed, device, resume, data_fn, train_fn, pretrained)
     finally:
         torch.set_num_threads(threads)
     write_results(out, records)
@@ -407,8 +423,66 @@ def _warm_imports() -> None:
             pass
 
 
+def _unit_done(units_dir: Path, uname: str) -> bool:
+    return (units_dir / f"{uname}.json").is_file() and (units_dir / f"{uname}.npz").is_file()
+
+
+def _model_done(mdir: Path) -> bool:
+    return (mdir / "config.json").is_file() and (mdir / "model.safetensors").is_file()
+
+
+def _train_one(job: tuple[str, str, dict[str, Any], int, Profile, str]) -> tuple[str, float]:
+    """Worker of ``_train_parallel``: draw the unit's training data and train its model (CPU)."""
+    name, arch, recipe, seed, profile, mdir = job
+    t0 = time.perf_counter()
+    x_train, _ = default_data(name, profile.n_train, 2 * seed, profile)
+    from scorelid import train_denoiser
+
+    train_denoiser(x_train, arch=arch, seed=seed, device="cpu", out_dir=mdir, resume=True, progress=False,
+                   **recipe)
+    return _unit_name(name, arch), time.perf_counter() - t0
+
+
+def _train_parallel(profile: Profile, out: Path, units_dir: Path, seed: int, resume: bool,
+                    jobs: int) -> dict[str, float]:
+    """Train the missing models ``jobs`` at a time in spawned processes; ``{unit: seconds}``."""
+    todo = []
+    for name in profile.manifolds:
+        for arch in profile.archs:
+            if arch not in profile.recipes:
+                raise ValueError(f"profile {profile.name!r} has no recipe for arch {arch!r}")
+            uname = _unit_name(name, arch)
+            mdir = out / "models" / uname
+            if not (resume and _unit_done(units_dir, uname)) and not _model_done(mdir):
+                todo.append((name, arch, profile.recipes[arch], seed, profile, str(mdir)))
+    if not todo:
+        return {}
+    from scorelid.data.manifolds import MANIFOLDS
+
+    # the longest first (more ambient dimensions, more work), so that no long job starts last
+    todo.sort(key=lambda j: -((profile.dims.get(j[0]) or MANIFOLDS.get(j[0]) or (0, 0))[1] or 0))
+    seconds: dict[str, float] = {}
+    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)))
+    try:
+        bar = tqdm(total=len(todo), desc=f"training {len(todo)} models, {min(jobs, len(todo))} at a time",
+                   unit="model")
+        with bar:
+            for uname, sec in pool.imap_unordered(_train_one, todo):
+                seconds[uname] = sec
+                bar.set_postfix_str(f"{uname} {sec:.0f} s")
+                bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()  # an interrupt or a failed model stops the others; checkpoints let a rerun resume
+        raise
+    finally:
+        pool.join()
+    return seconds
+
+
 def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: torch.device, resume: bool,
-             data_fn: Callable, train_fn: Callable) -> list[dict[str, Any]]:
+             data_fn: Callable, train_fn: Callable,
+             pretrained: dict[str, float] | None = None) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     arch_list = [*profile.archs, *([BASELINE_ARCH] if profile.baselines else [])]
     bar = tqdm(total=len(profile.manifolds) * len(arch_list), desc=f"bench {profile.name}", unit="unit")
@@ -418,7 +492,7 @@ def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: to
             for arch in arch_list:
                 uname = _unit_name(name, arch)
                 done = units_dir / f"{uname}.json"
-                if resume and done.is_file() and (units_dir / f"{uname}.npz").is_file():
+                if resume and _unit_done(units_dir, uname):
                     records += json.loads(done.read_text())["records"]
                     bar.update(1)
                     continue
@@ -439,7 +513,8 @@ def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: to
                     denoiser = t.value
                     if isinstance(denoiser, torch.nn.Module):
                         denoiser.eval()
-                    meta["train_seconds"] = t.seconds
+                    # trained by _train_parallel: its own training time, not the load's
+                    meta["train_seconds"] = (pretrained or {}).get(uname, t.seconds)
                     curve = (getattr(denoiser, "history", None) or {}).get("lid_by_sigma")
                     if curve:
                         meta["lid_by_sigma"] = curve
