@@ -35,12 +35,16 @@ from scorelid.io import atomic_write_json, atomic_write_text
 CRITERIA = ("heldout", "train")
 
 
-def _train_lid(run: Path, manifold: str, arch: str, sigma: float) -> float | None:
-    """Training-loss LID of the bucket holding ``sigma`` (None without the unit's metadata)."""
+def _train_curve(run: Path, manifold: str, arch: str) -> list[dict[str, float]]:
+    """The unit's training-loss curve ``history["lid_by_sigma"]`` (empty without its metadata)."""
     path = run / "units" / f"{manifold}__{arch}.json"
     if not path.is_file():
-        return None
-    curve = json.loads(path.read_text()).get("meta", {}).get("lid_by_sigma") or []
+        return []
+    return json.loads(path.read_text()).get("meta", {}).get("lid_by_sigma") or []
+
+
+def _train_lid(curve: list[dict[str, float]], sigma: float) -> float | None:
+    """Training-loss LID of the bucket holding ``sigma`` (None if no bucket does)."""
     hits = [b["mean_lid"] for b in curve if b["sigma_lo"] <= sigma < b["sigma_hi"]]
     return hits[0] if hits else None
 
@@ -51,13 +55,14 @@ def candidates(runs: list[Path]) -> list[dict[str, Any]]:
     for run in runs:
         recs = [r for r in load_records(run) if r["arch"] != "baseline" and r["sigma"] is not None]
         dsm = {(r["arch"], r["manifold"], r["sigma"]): r["mean_lid"] for r in recs if r["method"] == "dsm"}
+        curves = {(a, m): _train_curve(run, m, a) for a, m, _ in dsm}  # one read per unit
         for r in recs:
             key = (r["arch"], r["manifold"], r["sigma"])
             if r["method"] not in ("dsm", "flipd") or key not in dsm:
                 continue
             out.append({"run": run.name, "arch": r["arch"], "manifold": r["manifold"], "d": r["d"],
-                        "method": r["method"], "sigma": r["sigma"], "mae": r["mae"],
-                        "heldout": dsm[key], "train": _train_lid(run, r["manifold"], r["arch"], r["sigma"])})
+                        "method": r["method"], "sigma": r["sigma"], "mae": r["mae"], "heldout": dsm[key],
+                        "train": _train_lid(curves[r["arch"], r["manifold"]], r["sigma"])})
     return out
 
 

@@ -223,3 +223,7 @@ def test_parallel_training_gives_the_same_models_and_numbers(tmp_path, capsys):
     assert "training" not in capsys.readouterr().err
     with pytest.raises(ValueError, match="train_jobs"):
         run_bench(p, tmp_path / "x", train_jobs=0)
+    for jobs in (1, 2):  # checked once, before any work, on both paths
+        with pytest.raises(ValueError, match="has no recipe for arch 'mlp'"):
+            run_bench(dataclasses.replace(p, recipes={}), tmp_path / f"norecipe{jobs}", train_jobs=jobs)
+        assert not (tmp_path / f"norecipe{jobs}" / "bench.json").exists()

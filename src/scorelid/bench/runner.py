@@ -216,14 +216,18 @@ def default_data(name: str, num: int, seed: int, profile: Profile) -> tuple[Tens
 
 
 def default_train(x: Tensor, arch: str, recipe: dict[str, Any], seed: int, device: torch.device,
-                  out_dir: Path) -> Any:
+                  out_dir: Path, progress: bool = True) -> Any:
     """Load the finished model in ``out_dir`` or train it there (resuming from its checkpoints)."""
     from scorelid import load_denoiser, train_denoiser
 
-    if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file():
+    if _model_done(out_dir):
         return load_denoiser(out_dir, device=device)
-    return train_denoiser(x, arch=arch, seed=seed, device=device, out_dir=out_dir, resume=True, progress=True,
-                          **recipe)
+    return train_denoiser(x, arch=arch, seed=seed, device=device, out_dir=out_dir, resume=True,
+                          progress=progress, **recipe)
+
+
+def _model_done(mdir: Path) -> bool:
+    return (mdir / "config.json").is_file() and (mdir / "model.safetensors").is_file()
 
 
 def _unit_name(manifold: str, arch: str) -> str:
@@ -374,6 +378,9 @@ def run_bench(
     bad = [m for m in profile.methods if m not in ROW_BUILDERS]
     if bad:
         raise ValueError(f"unknown row builder(s) {bad}; registered: {sorted(ROW_BUILDERS)}")
+    missing = [a for a in profile.archs if a not in profile.recipes]
+    if missing:
+        raise ValueError(f"profile {profile.name!r} has no recipe for arch {missing[0]!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
@@ -427,19 +434,12 @@ def _unit_done(units_dir: Path, uname: str) -> bool:
     return (units_dir / f"{uname}.json").is_file() and (units_dir / f"{uname}.npz").is_file()
 
 
-def _model_done(mdir: Path) -> bool:
-    return (mdir / "config.json").is_file() and (mdir / "model.safetensors").is_file()
-
-
 def _train_one(job: tuple[str, str, dict[str, Any], int, Profile, str]) -> tuple[str, float]:
-    """Worker of ``_train_parallel``: draw the unit's training data and train its model (CPU)."""
+    """Worker of ``_train_parallel``: the sequential path's data and training, without a progress bar."""
     name, arch, recipe, seed, profile, mdir = job
     t0 = time.perf_counter()
     x_train, _ = default_data(name, profile.n_train, 2 * seed, profile)
-    from scorelid import train_denoiser
-
-    train_denoiser(x_train, arch=arch, seed=seed, device="cpu", out_dir=mdir, resume=True, progress=False,
-                   **recipe)
+    default_train(x_train, arch, recipe, seed, torch.device("cpu"), Path(mdir), progress=False)
     return _unit_name(name, arch), time.perf_counter() - t0
 
 
@@ -449,8 +449,6 @@ def _train_parallel(profile: Profile, out: Path, units_dir: Path, seed: int, res
     todo = []
     for name in profile.manifolds:
         for arch in profile.archs:
-            if arch not in profile.recipes:
-                raise ValueError(f"profile {profile.name!r} has no recipe for arch {arch!r}")
             uname = _unit_name(name, arch)
             mdir = out / "models" / uname
             if not (resume and _unit_done(units_dir, uname)) and not _model_done(mdir):
@@ -504,8 +502,6 @@ def _run_all(profile: Profile, out: Path, units_dir: Path, seed: int, device: to
                 if arch == BASELINE_ARCH:
                     denoiser, rows = None, _baseline_rows(profile)
                 else:
-                    if arch not in profile.recipes:
-                        raise ValueError(f"profile {profile.name!r} has no recipe for arch {arch!r}")
                     bar.set_postfix_str(f"training {name}/{arch}")
                     mdir = out / "models" / uname
                     t = measure(lambda a=arch, xt=x_train, md=mdir: train_fn(
