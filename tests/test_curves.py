@@ -80,3 +80,18 @@ def test_bad_input(mixture):
         lid_curve(m, x, [0.1], method="nope")
     with pytest.raises(ValueError, match="n_noise"):
         lid_curve(m, x, [0.1], n_noise=0)
+
+
+def test_dsm_rows_are_estimate_bit_for_bit_also_in_bfloat16(mixture):
+    """One DSM implementation: a curve row is ``estimate`` at that level, bits and all (bf16 too)."""
+    m, x = mixture
+    sig = [0.01, 0.1]
+
+    def bf16_model(y, s):
+        return m(y.float(), s).to(torch.bfloat16)
+
+    xb = x.to(torch.bfloat16)
+    curve = lid_curve(bf16_model, xb, sig, "dsm", n_noise=4, seed=3)
+    for j, s in enumerate(sig):
+        np.testing.assert_array_equal(curve[j].numpy(), estimate(bf16_model, xb, "dsm", s, n_noise=4,
+                                                                  seed=3).numpy())

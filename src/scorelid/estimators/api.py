@@ -20,7 +20,11 @@ from scorelid.estimators.flipd import flipd
 from scorelid.estimators.ism import ism
 from scorelid.guards import BatchSizeWarning, NonFiniteWarning, free_accelerator_memory, is_out_of_memory
 
-__all__ = ["METHODS", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
+__all__ = ["METHODS", "call_shape", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
+
+#: Elements per aligned block: CPU kernels vectorise over 16-64 elements per step and finish a
+#: tensor (or a thread's share of it) with a scalar loop whose results can differ in the last bit.
+_ALIGN_ELEMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,32 @@ METHODS: dict[str, _Method] = {
 def default_batch_size(n: int) -> int:
     """Rows per denoiser call when none is given: about 1M input values, at most 1024 rows."""
     return max(1, min(1024, 2**20 // max(1, n)))
+
+
+def call_shape(batch_size: int, rows_per_point: int, row_numel: int) -> tuple[int, int]:
+    """Rows per denoiser call and points per chunk: the fixed shapes that make results exact.
+
+    ``estimate`` pads every chunk of points to exactly ``points`` points (repeating the chunk's
+    last point) and splits its rows into calls of ``rows`` rows, so the denoiser and every tensor
+    operation see the same shapes however many points are asked for together.  Both numbers are
+    kept multiples of ``64 / gcd(64, row_numel)`` (while the batch size allows): every call then
+    holds a whole number of 64-element blocks, so no point's row lies in a vectorised kernel's
+    scalar tail.  ``rows`` never exceeds ``batch_size``.
+
+    Args:
+        batch_size: the rows per call asked for (memory budget).
+        rows_per_point: denoiser rows one point needs (``K`` for DSM).
+        row_numel: elements in one row (``n``).
+
+    Returns:
+        ``(rows, points)``.
+    """
+    align = _ALIGN_ELEMENTS // math.gcd(_ALIGN_ELEMENTS, row_numel)  # rows per aligned block
+    rows = batch_size if batch_size < align else batch_size - batch_size % align
+    points = max(1, rows // rows_per_point)
+    if rows >= align:  # a multiple of the block, so that every call of points * j rows is aligned
+        points = -(-points // align) * align
+    return rows, points
 
 
 def validate_points(x: Tensor | np.ndarray) -> Tensor:
@@ -113,7 +143,11 @@ def estimate(
             methods: ``normal_bundle`` needs ``K >= n``; ``error_bundle`` can count at most ``K``
             tangent directions, the paper's code used 8).  Unused by ``flipd``.
         seed: point ``i``'s noise comes from a generator seeded by ``(seed, indices[i])``.
-        batch_size: rows per denoiser call (default: ``default_batch_size(n)``).
+        batch_size: rows per denoiser call (default: ``default_batch_size(n)``), kept a multiple
+            of ``64 / gcd(64, n)`` when it is larger (``call_shape``).  Every chunk of points is
+            padded to the same number of points, so the denoiser always sees the same shapes and
+            a point's result is bit-identical whatever other points are estimated with it; a
+            different ``batch_size`` can change float32 rounding (about 1e-7 relative).
         indices: global indices of the rows of ``x`` (default ``0..N-1``); set them when ``x`` is
             a shard of a larger set so that the noise matches the unsharded run.
         progress: show a progress bar.
@@ -134,7 +168,7 @@ def estimate(
           accumulated in float32 or wider;
         * out of memory (``torch.OutOfMemoryError``, or a ``RuntimeError`` saying "out of
           memory"): the batch size is halved and the batch retried, with a ``BatchSizeWarning``
-          naming the new size; per-point results do not depend on the batch size.
+          naming the new size; the same points are retried with the same noise.
     """
     if isinstance(sigma, str):
         if sigma != "auto":
@@ -161,7 +195,8 @@ def estimate(
     if indices.shape != (N,):
         raise ValueError(f"indices must have shape [{N}], got {tuple(indices.shape)}")
 
-    ctx = Context(n_noise=int(K), seed=int(seed), batch_size=int(bs))
+    rows, _ = call_shape(int(bs), spec.rows_per_point(int(K)), n)
+    ctx = Context(n_noise=int(K), seed=int(seed), batch_size=rows)
     out = torch.empty(N, dtype=torch.float64)
     retries = 0
     bar = tqdm(total=N, desc=method, unit="pt", disable=not progress, leave=False)
@@ -169,22 +204,22 @@ def estimate(
     with bar, grad_ctx():
         start = 0
         while start < N:
-            step = max(1, ctx.batch_size // spec.rows_per_point(ctx.n_noise))
-            sl = slice(start, start + step)
-            s = sigma[sl] if isinstance(sigma, Tensor) else sigma
+            _, step = call_shape(ctx.batch_size, spec.rows_per_point(ctx.n_noise), n)
+            sl = slice(start, min(start + step, N))
+            xb, sb, ib = _padded(x[sl], sigma[sl] if isinstance(sigma, Tensor) else sigma, indices[sl], step)
             try:
-                out[sl] = spec.fn(D, x[sl], s, indices[sl], ctx, **options)
+                out[sl] = spec.fn(D, xb, sb, ib, ctx, **options)[: sl.stop - sl.start]
                 oom = False
             except Exception as exc:
                 if not is_out_of_memory(exc) or ctx.batch_size == 1:
                     raise
                 oom = True  # handled below, once the failed batch's tensors are released
             if oom:
-                ctx = _halved(ctx)
+                ctx = _halved(ctx, n)
                 retries += 1
-                continue  # the same points again, in smaller batches: same noise, same result
-            bar.update(min(step, N - start))
-            start += step
+                continue  # the same points again, in smaller batches: same noise
+            bar.update(sl.stop - sl.start)
+            start = sl.stop
     bad = ~torch.isfinite(out)
     if bad.any():
         out[bad] = float("nan")
@@ -196,10 +231,26 @@ def estimate(
     return out
 
 
-def _halved(ctx: Context) -> Context:
+def _padded(x: Tensor, sigma: SigmaLike, indices: Tensor, points: int) -> tuple[Tensor, SigmaLike, Tensor]:
+    """A chunk ``x`` ``[P, *shape]`` (with its sigma and indices) padded to ``points`` rows.
+
+    The padding repeats the last point (a valid input for the model); its results are dropped.
+    """
+    pad = points - x.shape[0]
+    if pad <= 0:
+        return x, sigma, indices
+    x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
+    indices = torch.cat([indices, indices[-1:].expand(pad)])
+    if isinstance(sigma, Tensor):
+        sigma = torch.cat([sigma, sigma[-1:].expand(pad)])
+    return x, sigma, indices
+
+
+def _halved(ctx: Context, row_numel: int) -> Context:
     """``ctx`` with half the batch size, after an out-of-memory error (warns with the new size)."""
     free_accelerator_memory()
-    new = Context(n_noise=ctx.n_noise, seed=ctx.seed, batch_size=max(1, ctx.batch_size // 2))
+    rows, _ = call_shape(max(1, ctx.batch_size // 2), 1, row_numel)
+    new = Context(n_noise=ctx.n_noise, seed=ctx.seed, batch_size=rows)
     warnings.warn(f"out of memory at batch size {ctx.batch_size}; retrying with batch size {new.batch_size}",
                   BatchSizeWarning, stacklevel=3)
     return new
