@@ -11,7 +11,8 @@ Output design (resumable, never half-written):
   ``<out>`` (``.parquet`` or ``.csv``), and the partial folder is removed.
 
 Image ``i`` (its position in the sorted list of found files) draws its noise from
-``(seed, i)``, so results do not depend on batch sizes or on where a run was interrupted.
+``(seed, i)``, so results do not depend on where a run was interrupted (``scorelid.estimate`` pads
+every chunk to a fixed shape, so they do not depend on the batch's other images either).
 
 Under ``torchrun`` (``info`` from :func:`scorelid.distributed.init_distributed`) the images are cut
 into the same fixed batches ``[b * batch_size, (b + 1) * batch_size)`` whatever the number of
