@@ -18,6 +18,13 @@ __all__ = ["METHODS", "Denoiser", "ScoreLID", "estimate", "estimate_auto", "lid_
 __version__ = "0.1.0"
 
 
+#: Subpackages and modules reachable as attributes after ``import scorelid`` (imported on first use,
+#: so that the CLI starts fast): ``scorelid.analytic.GaussianSubspace(...)``.
+_LAZY = ("adapters", "analytic", "baselines", "bench", "checkpoint", "cli", "compare", "curves", "data",
+         "denoiser", "distributed", "estimators", "guards", "images", "io", "lock", "nn", "quantize", "real",
+         "report", "sigma_select", "train")
+
+
 def __getattr__(name: str):
     # ScoreLID pulls in scikit-learn (~2 s of import); load it on first use so that the CLI and
     # every torchrun process start without it.
@@ -25,4 +32,8 @@ def __getattr__(name: str):
         from scorelid.estimator import ScoreLID
 
         return ScoreLID
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"scorelid.{name}")
     raise AttributeError(f"module 'scorelid' has no attribute {name!r}")
