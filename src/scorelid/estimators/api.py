@@ -25,6 +25,8 @@ __all__ = ["METHODS", "call_shape", "default_batch_size", "estimate", "validate_
 #: Elements per aligned block: CPU kernels vectorise over 16-64 elements per step and finish a
 #: tensor (or a thread's share of it) with a scalar loop whose results can differ in the last bit.
 _ALIGN_ELEMENTS = 64
+#: Points per padded chunk, at most (a call on one point costs that many points' work).
+_MAX_POINTS = 16
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def call_shape(batch_size: int, rows_per_point: int, row_numel: int) -> tuple[in
     operation see the same shapes however many points are asked for together.  Both numbers are
     kept multiples of ``64 / gcd(64, row_numel)`` (while the batch size allows): every call then
     holds a whole number of 64-element blocks, so no point's row lies in a vectorised kernel's
-    scalar tail.  ``rows`` never exceeds ``batch_size``.
+    scalar tail.  ``rows`` never exceeds ``batch_size``; ``points`` is at most 16 (or one aligned
+    block), so that a call on a few points wastes little on padding.
 
     Args:
         batch_size: the rows per call asked for (memory budget).
@@ -69,7 +72,10 @@ def call_shape(batch_size: int, rows_per_point: int, row_numel: int) -> tuple[in
     """
     align = _ALIGN_ELEMENTS // math.gcd(_ALIGN_ELEMENTS, row_numel)  # rows per aligned block
     rows = batch_size if batch_size < align else batch_size - batch_size % align
-    points = max(1, rows // rows_per_point)
+    # at most _MAX_POINTS points (or one aligned block of them): a call on a few points pays for
+    # the padding, so the chunk stays small; rows per call are unaffected (the traces push more
+    # basis vectors or probes through together)
+    points = min(max(1, rows // rows_per_point), max(_MAX_POINTS, align))
     if rows >= align:  # a multiple of the block, so that every call of points * j rows is aligned
         points = -(-points // align) * align
     return rows, points
