@@ -186,7 +186,9 @@ def test_oom_in_the_dsm_curve_halves_batch_and_gives_the_same_curve():
     D = OOMAbove(20)
     with pytest.warns(BatchSizeWarning) as rec:
         curve = lid_curve(D, X, sigmas, "dsm", n_noise=4, seed=3, batch_size=96)
-    # 96 -> 48 -> 24 -> 12: the first size that fits under 20 rows per call
-    assert [str(w.message).rsplit(" ", 1)[-1] for w in rec] == ["48", "24", "12"]
-    assert max(D.calls[-3:]) <= 12
+    # n = 10: calls hold whole 64-element blocks, i.e. multiples of 32 rows (call_shape), so
+    # 96 -> 32 -> 16 (below one block): the first size that fits under 20 rows per call; the
+    # reduced size carries over to the later levels (one warning per halving, not per level)
+    assert [str(w.message).rsplit(" ", 1)[-1] for w in rec] == ["32", "16"]
+    assert max(D.calls[-3:]) <= 16
     torch.testing.assert_close(curve, lid_curve(G, X, sigmas, "dsm", n_noise=4, seed=3), rtol=1e-9, atol=1e-9)

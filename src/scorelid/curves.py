@@ -73,8 +73,13 @@ def lid_curve(
     s = validate_sigmas(sigmas)
     x = validate_points(x)
     levels = tqdm(s.tolist(), desc=f"{method} curve", unit="sigma", disable=not progress, leave=False)
-    return torch.stack([estimate(D, x, method, v, n_noise, seed, batch_size, indices=indices, **options)
-                        for v in levels])
+    rows = []
+    stats: dict = {}
+    for v in levels:
+        rows.append(estimate(D, x, method, v, n_noise, seed, batch_size, indices=indices, stats=stats, **options))
+        # a batch size reduced after running out of memory carries over to the next levels
+        batch_size = stats["batch_size"]
+    return torch.stack(rows)
 
 
 def log_grid(lo: float, hi: float, k: int) -> Tensor:

@@ -407,8 +407,9 @@ def test_estimate_out_of_memory_halves_the_batch_and_reports_it(tmp_path, model_
     assert main([*args, "--out", str(out)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert out.read_text() == ref.read_text()
-    # chunk 1: its 5 points x 4 draws = 20 rows fail at batch 64 and 32; 16 (4 points) fits.
+    # chunk 1: its 5 points are padded to 16 (fixed call shapes, estimators/api.call_shape), so
+    # 16 x 4 draws = 64 rows fail at batch 64, then 32 rows at batch 32; 16 fits.
     # Later chunks start at 16: no further failure.
-    assert failures == [20, 20]
+    assert failures == [64, 32]
     assert sum("out of memory; batch size reduced to 16" in line for line in err) == 1
     assert "final batch size 16 (out of memory at larger sizes)" in err
