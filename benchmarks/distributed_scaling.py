@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from scorelid.data import manifold
-from scorelid.io import atomic_write_json, atomic_write_text
+from scorelid.runtime.io import atomic_write_json, atomic_write_text
 
 
 def _free_port() -> int:

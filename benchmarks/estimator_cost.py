@@ -97,7 +97,7 @@ def main() -> None:
         print(json.dumps(measure(int(args.one[0]), args.one[1], args.points, args.device, args.width,
                                  args.seed)))
         return
-    from scorelid.io import atomic_write_json
+    from scorelid.runtime.io import atomic_write_json
 
     rows = []
     for n in [int(v) for v in args.dims.split(",")]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from scorelid.bench.runner import load_records
-from scorelid.io import atomic_write_json, atomic_write_text
+from scorelid.runtime.io import atomic_write_json, atomic_write_text
 
 CRITERIA = ("heldout", "train")
 

@@ -1,6 +1,6 @@
 """Why the ``nonlinear`` manifold (Mn1_Nonlinear, d=32 in n=128) is the quick benchmark's weak spot.
 
-For several training budgets / widths of the quick MLP recipe (``scorelid.train.QUICK_RECIPE``)
+For several training budgets / widths of the quick MLP recipe (``scorelid.training.loop.QUICK_RECIPE``)
 this trains a denoiser on 2000 points of ``nonlinear`` and measures the DSM LID (``n_noise=64``) at
 ``sigma in {0.01, 0.02, 0.05, 0.1}`` on
 
@@ -43,8 +43,8 @@ import torch
 
 from scorelid import estimate, load_denoiser, train_denoiser
 from scorelid.data import manifold
-from scorelid.io import atomic_write_json, atomic_write_text
-from scorelid.train import PAPER_RECIPE, QUICK_RECIPE
+from scorelid.runtime.io import atomic_write_json, atomic_write_text
+from scorelid.training.loop import PAPER_RECIPE, QUICK_RECIPE
 
 NAME = "nonlinear"
 SIGMAS = (0.01, 0.02, 0.05, 0.1)

@@ -71,7 +71,7 @@ def child(args: argparse.Namespace) -> dict:
 
     import scorelid
     from scorelid.adapters import DTYPES, FlowDenoiser
-    from scorelid.quantize import quantize_weights
+    from scorelid.adapters.quantize import quantize_weights
 
     torch.set_num_threads(args.threads)
     from diffusers import SD3Transformer2DModel
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     print(md)
     if args.out:
         out = Path(args.out)
-        from scorelid.io import atomic_write_json, atomic_write_text
+        from scorelid.runtime.io import atomic_write_json, atomic_write_text
 
         settings = {k: v for k, v in vars(args).items() if k not in ("phase", "precision")}
         atomic_write_json(out, {"args": settings, "rows": rows})

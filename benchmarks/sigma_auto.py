@@ -2,7 +2,7 @@
 
 For each manifold: train a quick-recipe denoiser on 2000 points (seed 0; cached under ``--runs``,
 reused when present, resumed from its checkpoints if interrupted), take 1000 held-out points
-(seed 1), compute the DSM LID curve on the grid ``scorelid.sigma_select.DEFAULT_GRID`` (common
+(seed 1), compute the DSM LID curve on the grid ``scorelid.sigma.select.DEFAULT_GRID`` (common
 random numbers, K = 64 draws by default), and report
 
 * the MAE ``mean |LID - d|`` at every fixed sigma of the grid,
@@ -39,13 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scorelid.checkpoint import load_denoiser
-from scorelid.curves import lid_curve
 from scorelid.data import manifold
 from scorelid.data.manifolds import MANIFOLDS
-from scorelid.io import atomic_write_json, atomic_write_text
-from scorelid.sigma_select import DEFAULT_GRID, DEFAULT_RULE, RULES, estimate_auto, plot_lid_curves, select
-from scorelid.train import QUICK_RECIPE, train_denoiser
+from scorelid.runtime.io import atomic_write_json, atomic_write_text
+from scorelid.sigma import DEFAULT_GRID, DEFAULT_RULE, RULES, estimate_auto, lid_curve, select
+from scorelid.sigma.plot import plot_lid_curves
+from scorelid.training.checkpoint import load_denoiser
+from scorelid.training.loop import QUICK_RECIPE, train_denoiser
 
 CURVE_RULES = tuple(r for r in RULES if r != "agreement")
 FLIPD_OPTIONS = {"trace": "hutchinson", "n_probes": 8}

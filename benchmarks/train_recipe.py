@@ -21,8 +21,8 @@ import torch
 
 from scorelid import estimate
 from scorelid.data import MANIFOLDS, manifold
-from scorelid.io import atomic_write_json
-from scorelid.train import QUICK_RECIPE, train_denoiser
+from scorelid.runtime.io import atomic_write_json
+from scorelid.training.loop import QUICK_RECIPE, train_denoiser
 
 SIGMAS = (0.01, 0.02, 0.05)
 

@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-import scorelid.train as train
-from scorelid.distributed import RankFailure, init_distributed, shutdown
+import scorelid.training.loop as train
+from scorelid.runtime.distributed import RankFailure, init_distributed, shutdown
 
 
 def main() -> None:

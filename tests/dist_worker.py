@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 import scorelid
-from scorelid.analytic import GaussianSubspace
-from scorelid.distributed import RankFailure, init_distributed, run_chunked, shutdown
+from scorelid.data.analytic import GaussianSubspace
+from scorelid.runtime.distributed import RankFailure, init_distributed, run_chunked, shutdown
 
 G = GaussianSubspace(4, 16, seed=0)
 X, _ = G.sample(150, seed=3)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 
 
 def test_subspace_basis_is_orthonormal_and_samples_lie_on_it():

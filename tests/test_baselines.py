@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from scorelid.analytic import GaussianSubspace
-from scorelid.baselines import BASELINES, baseline_lid, neighbour_indices
+from scorelid.data.analytic import GaussianSubspace
+from scorelid.estimators.baselines import BASELINES, baseline_lid, neighbour_indices
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_batched_lpca_equals_scikit_dimension():
     of varied spectra (a sphere and anisotropic Gaussians, k < n and k > n)."""
     from skdim.id import lPCA
 
-    from scorelid.baselines import lpca_fo
+    from scorelid.estimators.baselines import lpca_fo
 
     rng = np.random.default_rng(5)
     sph = rng.normal(size=(400, 6))

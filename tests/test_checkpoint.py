@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from scorelid import load_denoiser, save_denoiser
-from scorelid.checkpoint import latest_train_state, load_train_state, save_train_state
 from scorelid.nn import EDMDenoiser
+from scorelid.training.checkpoint import latest_train_state, load_train_state, save_train_state
 
 
 def _model(arch="mlp", skip="wiener"):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scorelid.compare import correlations, drift, load_results, pearson, spearman, throughput
+from scorelid.images.compare import correlations, drift, load_results, pearson, spearman, throughput
 
 
 def _table(tmp_path):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from scorelid import estimate, lid_curve
-from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
-from scorelid.curves import log_grid, validate_sigmas
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
+from scorelid.sigma import log_grid, validate_sigmas
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from scorelid import score, sigma_like
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 from scorelid.denoiser import check_denoised
 
 

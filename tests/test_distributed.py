@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import scorelid
-from scorelid.analytic import GaussianSubspace
-from scorelid.distributed import DistInfo, finish_chunked, init_distributed, run_chunked
+from scorelid.data.analytic import GaussianSubspace
+from scorelid.runtime.distributed import DistInfo, finish_chunked, init_distributed, run_chunked
 
 G = GaussianSubspace(4, 16, seed=0)
 X, _ = G.sample(150, seed=3)

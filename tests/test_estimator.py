@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from scorelid import ScoreLID
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 
 # Tiny, fast configuration for sklearn's generic checks (their data is 2-D-ish, tens of rows).
 TINY = dict(train_steps=5, batch_size=16, n_noise=2, train_options={"width": 16, "depth": 1})

@@ -8,9 +8,9 @@ import torch
 from adapters.tiny_models import cached, write_images
 from PIL import Image
 
-import scorelid.images as images_mod
+import scorelid.images.run as images_mod
 from scorelid.adapters import load_model
-from scorelid.images import ImageRun, find_images, load_image, run_images
+from scorelid.images.run import ImageRun, find_images, load_image, run_images
 
 RUN = ImageRun(methods=["dsm", "flipd"], sigmas=[0.05], n_noise=2, batch_size=2, n_probes=2)
 STABLE = ["path", "index", "method", "sigma", "sigma_used", "timestep", "lid", "dtype", "quant"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scorelid.lock import LOCK_NAME, DirectoryBusyError, exclusive_dir, holds_lock
+from scorelid.runtime.lock import LOCK_NAME, DirectoryBusyError, exclusive_dir, holds_lock
 
 
 def _dead_pid() -> int:

@@ -6,7 +6,7 @@ from adapters.tiny_models import cached
 
 import scorelid
 from scorelid.adapters import load_model
-from scorelid.quantize import quantize_weights, quantized_fraction
+from scorelid.adapters.quantize import quantize_weights, quantized_fraction
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import scorelid
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 from scorelid.estimators.common import sq_norm
 from scorelid.estimators.noise import point_noise
-from scorelid.guards import BatchSizeWarning, NonFiniteWarning, is_out_of_memory, lid_flags
+from scorelid.runtime.guards import BatchSizeWarning, NonFiniteWarning, is_out_of_memory, lid_flags
 
 G = GaussianSubspace(3, 10, seed=0)
 X, _ = G.sample(24, seed=1)
@@ -180,7 +180,7 @@ def test_is_out_of_memory():
 
 
 def test_oom_in_the_dsm_curve_halves_batch_and_gives_the_same_curve():
-    from scorelid.curves import lid_curve
+    from scorelid.sigma import lid_curve
 
     sigmas = [0.02, 0.05, 0.1]
     D = OOMAbove(20)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scorelid.report import render_markdown, row_label, write_report
+from scorelid.bench.report import render_markdown, row_label, write_report
 
 MANS = {"hypersphere": 16, "hyperball": 16, "hypertwinpeaks": 128, "clifford_torus": 32, "nonlinear": 32}
 

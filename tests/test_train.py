@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from scorelid import estimate, load_denoiser, train_denoiser
-from scorelid.checkpoint import latest_train_state
 from scorelid.data import manifold
-from scorelid.train import SigmaSampler, _lr_at
+from scorelid.training.checkpoint import latest_train_state
+from scorelid.training.loop import SigmaSampler, _lr_at
 
 TINY = {"arch": "mlp", "width": 64, "depth": 2, "batch_size": 128, "lr": 3e-3, "warmup": 30,
         "sigma_min": 0.005, "sigma_max": 0.5, "skip": "wiener", "ema_decay": 0.99, "progress": False,

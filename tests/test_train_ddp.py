@@ -23,8 +23,8 @@ import torch
 from scorelid import load_denoiser
 from scorelid.cli import main
 from scorelid.data import manifold
-from scorelid.distributed import DistInfo
-from scorelid.train import train_denoiser
+from scorelid.runtime.distributed import DistInfo
+from scorelid.training.loop import train_denoiser
 
 WORKER = Path(__file__).with_name("ddp_train_worker.py")
 ARGS = ["--steps", "60", "--batch-size", "64", "--width", "32", "--depth", "2", "--no-progress"]

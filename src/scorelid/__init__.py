@@ -6,34 +6,36 @@ is an LID estimator that needs only forward passes.  ``estimate`` computes it an
 alternatives per point from any denoiser ``D(y, sigma)``.
 """
 
-from scorelid.checkpoint import load_denoiser, save_denoiser
-from scorelid.curves import lid_curve
+from scorelid import _moved
 from scorelid.denoiser import Denoiser, score, sigma_like
-from scorelid.estimators import METHODS, estimate
-from scorelid.sigma_select import estimate_auto
-from scorelid.train import train_denoiser
+from scorelid.estimators import METHODS
+from scorelid.sigma import estimate, estimate_auto, lid_curve
+from scorelid.training import load_denoiser, save_denoiser, train_denoiser
+
+_moved.install()  # the flat layout's import paths (scorelid.train, scorelid.curves, ...) keep working
 
 __all__ = ["METHODS", "Denoiser", "ScoreLID", "estimate", "estimate_auto", "lid_curve", "load_denoiser",
            "save_denoiser", "score", "sigma_like", "train_denoiser"]
 __version__ = "0.1.0"
 
 
-#: Subpackages and modules reachable as attributes after ``import scorelid`` (imported on first use,
-#: so that the CLI starts fast): ``scorelid.analytic.GaussianSubspace(...)``.
-_LAZY = ("adapters", "analytic", "baselines", "bench", "checkpoint", "cli", "compare", "curves", "data",
-         "denoiser", "distributed", "estimators", "guards", "images", "io", "lock", "nn", "quantize", "real",
-         "report", "sigma_select", "train")
+#: Subpackages reachable as attributes after ``import scorelid`` (imported on first use, so that the
+#: CLI starts fast): ``scorelid.data.GaussianSubspace(...)``, ``scorelid.bench.run_bench(...)``.
+_LAZY = ("adapters", "bench", "cli", "data", "denoiser", "estimators", "images", "nn", "real", "runtime",
+         "sigma", "sklearn", "training")
 
 
 def __getattr__(name: str):
     # ScoreLID pulls in scikit-learn (~2 s of import); load it on first use so that the CLI and
     # every torchrun process start without it.
     if name == "ScoreLID":
-        from scorelid.estimator import ScoreLID
+        from scorelid.sklearn import ScoreLID
 
         return ScoreLID
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
+        return importlib.import_module(f"scorelid.{name}")
+    if f"scorelid.{name}" in _moved.MOVED:  # an old module name: the alias, with its warning
         return importlib.import_module(f"scorelid.{name}")
     raise AttributeError(f"module 'scorelid' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 
 
 class ExactVPUNet(nn.Module):

@@ -8,7 +8,7 @@ from adapters.exact_models import ExactFlowTransformer
 
 import scorelid
 from scorelid.adapters import FlowDenoiser
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 
 SHAPE = (16, 2, 2)  # SD3-like 16 latent channels, n = 64
 D_TRUE = 5

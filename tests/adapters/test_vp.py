@@ -10,7 +10,7 @@ from diffusers import DDPMScheduler
 
 import scorelid
 from scorelid.adapters import VPDenoiser
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 
 SHAPE = (4, 4, 4)  # latents [C, H, W], n = 64
 D_TRUE = 3

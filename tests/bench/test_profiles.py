@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from scorelid.bench.profiles import get_profile
-from scorelid.sigma_select import DEFAULT_RULE
-from scorelid.train import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
+from scorelid.sigma import DEFAULT_RULE
+from scorelid.training.loop import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
 
 
 def test_quick_and_paper():

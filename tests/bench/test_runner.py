@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from scorelid.analytic import GaussianSubspace
 from scorelid.bench import RECORD_KEYS, ROW_BUILDERS, Profile, RowSpec, register_rows, run_bench
-from scorelid.sigma_select import DEFAULT_RULE
+from scorelid.data.analytic import GaussianSubspace
+from scorelid.sigma import DEFAULT_RULE
 
 D, N_AMB = 2, 6
 

@@ -2,8 +2,8 @@
 
 import json
 
-from scorelid.analytic import GaussianSubspace
 from scorelid.bench.scaling import run_scaling
+from scorelid.data.analytic import GaussianSubspace
 
 
 def test_scaling_closed_form_and_resume(tmp_path):

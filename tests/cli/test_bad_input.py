@@ -340,7 +340,7 @@ def test_train_and_bench_refuse_a_directory_another_run_is_using(tmp_path, point
     import subprocess
     import sys
 
-    from scorelid.lock import LOCK_NAME
+    from scorelid.runtime.lock import LOCK_NAME
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-import scorelid.curves
+import scorelid.sigma.curve
 from scorelid import estimate_auto, lid_curve, load_denoiser, train_denoiser
 from scorelid.cli import main
 from scorelid.data import manifold
-from scorelid.sigma_select import parse_sigmas, select
+from scorelid.sigma import parse_sigmas, select
 
 N = 40
 GRID = "0.01:0.3:5"
@@ -87,7 +87,7 @@ def test_auto_resumes_and_dataset_rule_ignores_chunking(setup, tmp_path, monkeyp
     assert main(["estimate", "--model", str(root / "model"), "--data", str(root / "pts.npy"),
                  "--n-noise", "4", "--seed", "3", "--chunk", "1000", "--no-progress", "--out", str(full),
                  "--sigma", "auto", "--sigmas", GRID, "--rule", "dataset"]) == 0
-    real, calls = scorelid.curves.lid_curve, []
+    real, calls = scorelid.sigma.curve.lid_curve, []
 
     def dying(*args, **kwargs):
         calls.append(int(kwargs["indices"][0]))
@@ -96,11 +96,12 @@ def test_auto_resumes_and_dataset_rule_ignores_chunking(setup, tmp_path, monkeyp
         return real(*args, **kwargs)
 
     out = tmp_path / "lid.csv"
-    monkeypatch.setattr(scorelid.curves, "lid_curve", dying)
+    monkeypatch.setattr(scorelid.sigma.curve, "lid_curve", dying)
     assert _run(root, "estimate", out, "--sigma", "auto", "--sigmas", GRID, "--rule", "dataset") == 2
     assert "killed" in capsys.readouterr().err and not out.exists()
     calls.clear()
-    monkeypatch.setattr(scorelid.curves, "lid_curve", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    counting = lambda *a, **k: (calls.append(1), real(*a, **k))[1]  # noqa: E731
+    monkeypatch.setattr(scorelid.sigma.curve, "lid_curve", counting)
     assert _run(root, "estimate", out, "--sigma", "auto", "--sigmas", GRID, "--rule", "dataset") == 0
     assert len(calls) == 1  # only the third chunk (points 32..39) was computed again
     a, b = pd.read_csv(out), pd.read_csv(full)

@@ -87,7 +87,7 @@ def _worker() -> int:
     """Count this rank's estimator calls in CALLS/rank{R}.txt; rank FAIL_RANK raises on call FAIL_AT."""
     import torch
 
-    import scorelid.images as images_mod
+    import scorelid.images.run as images_mod
     from scorelid.cli import main
 
     torch.set_num_threads(1)

@@ -197,7 +197,7 @@ def test_estimate_sigterm_sigint_exit_cleanly_and_resume(setup, tmp_path, monkey
 
 
 def test_train_sigterm_mid_checkpoint_leaves_no_junk_and_resumes(setup, tmp_path, monkeypatch, capsys):
-    import scorelid.checkpoint as ck
+    import scorelid.training.checkpoint as ck
 
     args = _train_args(setup, tmp_path / "ref")
     args[args.index("--steps") + 1] = "30"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import scorelid
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 
 G = GaussianSubspace(3, 10, seed=0)
 X, _ = G.sample(40, seed=0)

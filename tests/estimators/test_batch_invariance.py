@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import scorelid
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 from scorelid.nn.precond import EDMDenoiser
 
 CASES = [

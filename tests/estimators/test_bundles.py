@@ -3,7 +3,7 @@ import torch
 from lid_cases import CASES, SIGMA
 
 import scorelid
-from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 from scorelid.estimators.bundles import error_bundle_eigenvalues
 from scorelid.estimators.common import Context
 

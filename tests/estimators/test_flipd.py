@@ -5,7 +5,7 @@ import torch
 from lid_cases import CASES, SIGMA
 
 import scorelid
-from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 
 
 @pytest.mark.parametrize(("d", "n"), CASES)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorelid
-from scorelid.analytic import GaussianSubspace, GaussianSubspaceMixture
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 
 N, NDIM = 12, 6
 MIX = GaussianSubspaceMixture([1, 3], NDIM, seed=0)

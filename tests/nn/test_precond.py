@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scorelid.analytic import GaussianSubspace
+from scorelid.data.analytic import GaussianSubspace
 from scorelid.nn import EDMDenoiser, build_denoiser, edm_scalings
 
 

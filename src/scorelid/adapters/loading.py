@@ -24,7 +24,7 @@ from torch import nn
 from scorelid.adapters.flow import FlowDenoiser
 from scorelid.adapters.vae import LatentCodec
 from scorelid.adapters.vp import VPDenoiser
-from scorelid.io import atomic_path
+from scorelid.runtime.io import atomic_path
 
 __all__ = ["DTYPES", "LoadedModel", "empty_prompt_conditioning", "load_model", "model_family"]
 
@@ -187,7 +187,7 @@ def load_model(
     """
     from diffusers import AutoencoderKL, DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-    from scorelid.quantize import quantize_weights
+    from scorelid.adapters.quantize import quantize_weights
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")

@@ -67,8 +67,8 @@ def measure_isolated(model_dir: str | Path, x: torch.Tensor, method: str, sigma:
 
 def _main(job_path: str) -> None:
     from scorelid.bench.meter import measure
-    from scorelid.checkpoint import load_denoiser
     from scorelid.estimators import estimate
+    from scorelid.training.checkpoint import load_denoiser
 
     job = json.loads(Path(job_path).read_text())
     if job.get("num_threads"):

@@ -35,7 +35,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from scorelid.sigma_select import DEFAULT_GRID, DEFAULT_RULE
+from scorelid.sigma import DEFAULT_GRID, DEFAULT_RULE
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
@@ -57,7 +57,7 @@ class Profile:
         dsm_noise: noise draws per point for DSM.
         flipd_exact_max_n: exact Jacobian trace up to this ambient dimension, Hutchinson above.
         flipd_probes: Hutchinson probes.
-        baselines: scikit-dimension baselines (``scorelid.baselines.BASELINES``).
+        baselines: scikit-dimension baselines (``scorelid.estimators.baselines.BASELINES``).
         baseline_k: their neighbourhood size.
         batch_size: rows per denoiser call (``None``: the estimators' default).
         bundle_points: evaluate the error and normal bundles on the first this many evaluation
@@ -65,7 +65,7 @@ class Profile:
         num_threads: torch CPU threads for estimation (``None``: leave as is).  On our shared
             2-core machine one thread ran DSM ~30x faster than two (3,800 vs ~100 points/s).
         auto_sigmas: the grid of the adaptive rows (``dsm_auto``, ``flipd_auto`` in ``methods``).
-        auto_rule: their selection rule (``scorelid.sigma_select.RULES``).
+        auto_rule: their selection rule (``scorelid.sigma.select.RULES``).
         auto_noise: DSM noise draws per point for ``dsm@auto``'s curve (``None``: ``dsm_noise``).
     """
 
@@ -107,7 +107,7 @@ _METHODS = ("dsm", "dsm_auto", "flipd", "flipd_auto", "error_bundle", "normal_bu
 
 
 def _quick() -> Profile:
-    from scorelid.train import QUICK_RECIPE
+    from scorelid.training.loop import QUICK_RECIPE
 
     recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "arch"}
     return Profile(name="quick", manifolds=_FIVE, archs=("mlp",), recipes={"mlp": recipe}, baseline_k=50,
@@ -116,7 +116,7 @@ def _quick() -> Profile:
 
 
 def _cpu_dit() -> Profile:
-    from scorelid.train import CPU_DIT_RECIPE
+    from scorelid.training.loop import CPU_DIT_RECIPE
 
     recipe = {k: v for k, v in CPU_DIT_RECIPE.items() if k != "arch"}
     return Profile(name="cpu-dit", manifolds=_FIVE, archs=("dit",), recipes={"dit": recipe},
@@ -125,7 +125,7 @@ def _cpu_dit() -> Profile:
 
 
 def _paper() -> Profile:
-    from scorelid.train import PAPER_RECIPE
+    from scorelid.training.loop import PAPER_RECIPE
 
     recipes = {a: {k: v for k, v in r.items() if k != "arch"} for a, r in PAPER_RECIPE.items()}
     return Profile(name="paper", manifolds=_FIVE, archs=("mlp", "dit"), recipes=recipes, baseline_k=100,

@@ -19,7 +19,7 @@ sigma of an adaptive row) and per-point arrays (saved to ``DIR/units/<unit>.extr
 
 Built-in builders: ``dsm``, ``flipd``, ``error_bundle``, ``normal_bundle`` (fixed sigmas) and
 ``dsm_auto``, ``flipd_auto`` (issue 7: the noise level chosen per point from the LID curve on
-``profile.auto_sigmas`` by ``scorelid.sigma_select.estimate_auto`` with ``profile.auto_rule``;
+``profile.auto_sigmas`` by ``scorelid.sigma.select.estimate_auto`` with ``profile.auto_rule``;
 rows ``dsm@auto`` / ``flipd@auto`` with ``sigma = None`` and the grid's fixed-level MAEs, the
 oracle level and the chosen levels' quantiles in the record).
 
@@ -29,7 +29,7 @@ trains as the sequential path would (same data, seed and recipe, the recipe's th
 the models and every number are the same, only sooner on a machine with cores to spare.
 
 A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per sigma bucket,
-``scorelid.train``) is kept in the unit's ``meta`` for the report.
+``scorelid.training.loop``) is kept in the unit's ``meta`` for the report.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from tqdm.auto import tqdm
 
 from scorelid.bench.meter import measure
 from scorelid.bench.profiles import Profile
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
-from scorelid.lock import exclusive_dir
+from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.runtime.lock import exclusive_dir
 
 __all__ = ["RECORD_KEYS", "ROW_BUILDERS", "RowOutput", "RowSpec", "UnitData", "load_records", "register_rows",
            "run_bench", "write_results"]
@@ -127,7 +127,7 @@ def _flipd_rows(p: Profile, n: int) -> list[RowSpec]:
 
 def _auto(method: str, p: Profile, **kw: Any) -> Callable[[UnitData], RowOutput]:
     def fn(u: UnitData) -> RowOutput:
-        from scorelid.sigma_select import estimate_auto
+        from scorelid.sigma import estimate_auto
 
         res = estimate_auto(u.denoiser, u.x, method, list(p.auto_sigmas), rule=p.auto_rule, seed=u.seed,
                             batch_size=u.profile.batch_size, progress=True, **kw)
@@ -195,7 +195,7 @@ def register_rows(name: str, builder: Callable[[Profile, int], list[RowSpec]]) -
 
 
 def _baseline_rows(p: Profile) -> list[RowSpec]:
-    from scorelid.baselines import baseline_lid
+    from scorelid.estimators.baselines import baseline_lid
 
     def make(m: str) -> Callable[[UnitData], Tensor]:
         return lambda u: baseline_lid(u.x.cpu(), m, p.baseline_k, reference=u.x_train, seed=u.seed,
@@ -384,7 +384,7 @@ def run_bench(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
-    with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.lock)
+    with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.runtime.lock)
         parallel = train_jobs > 1 and device.type == "cpu" and data_fn is None and train_fn is None
         return _run_bench_locked(profile, out, seed, device, resume, report, data_fn or default_data,
                                  train_fn or default_train, train_jobs if parallel else 1)
@@ -412,7 +412,7 @@ def _run_bench_locked(profile: Profile, out: Path, seed: int, device: torch.devi
         torch.set_num_threads(threads)
     write_results(out, records)
     if report:
-        from scorelid.report import write_report
+        from scorelid.bench.report import write_report
 
         write_report(out)
     return records
@@ -423,7 +423,7 @@ def _warm_imports() -> None:
     import importlib
 
     for mod in ("skdim.id", "sklearn.neighbors", "torch.func", "scorelid.estimators",
-                "scorelid.sigma_select"):
+                "scorelid.sigma.select"):
         try:
             importlib.import_module(mod)
         except ImportError:  # pragma: no cover - optional bench dependencies

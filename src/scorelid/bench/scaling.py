@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from scorelid.bench.meter import measure
 from scorelid.bench.runner import default_train, write_results
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
-from scorelid.lock import exclusive_dir
+from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.runtime.lock import exclusive_dir
 
 __all__ = ["CPU_DIMS", "GPU_DIMS", "run_scaling", "scaling_markdown"]
 
@@ -90,7 +90,7 @@ def run_scaling(
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.lock)
+        with exclusive_dir(out):  # one run at a time in ``out`` (scorelid.runtime.lock)
             return _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sigma, dsm_noise,
                                 probes, exact_max_n, seed, device, resume, train_fn, data_fn, num_threads,
                                 isolate, repeats)
@@ -108,7 +108,7 @@ def _run_scaling(out, dims, manifold, n_of_d, n_train, n_eval, recipe, arch, sig
     if not dims or any(not isinstance(d, int) or d < 1 for d in dims):
         raise ValueError(f"dims must be positive integers, got {list(dims)!r}")
     if recipe is None:
-        from scorelid.train import QUICK_RECIPE
+        from scorelid.training.loop import QUICK_RECIPE
 
         recipe = {k: v for k, v in QUICK_RECIPE.items() if k != "arch"}
     device = torch.device(device)

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from scorelid.guards import Terminated, terminate_as_interrupt
+    from scorelid.runtime.signals import Terminated, terminate_as_interrupt
 
     debug = args.debug or bool(os.environ.get("SCORELID_DEBUG"))
     finished = False
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scorelid {args.command}: error: {msg}", file=sys.stderr)
         return 2
     finally:
-        from scorelid.distributed import shutdown
+        from scorelid.runtime.distributed import shutdown
 
         shutdown(wait=finished)  # leave torchrun's process group cleanly (no-op in one process)
 

@@ -10,10 +10,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+from pathlib import Path
 
-from scorelid.io import refuse_overwrite  # the check lives with the other output helpers
+import numpy as np
 
-__all__ = ["add_estimation_options", "add_force", "refuse_overwrite"]
+from scorelid.runtime.io import atomic_path, atomic_write_text, refuse_overwrite
+
+__all__ = ["OUT_SUFFIXES", "add_estimation_options", "add_force", "data_digest", "refuse_overwrite",
+           "write_table"]
 
 
 def add_force(parser: argparse.ArgumentParser) -> None:
@@ -36,3 +41,32 @@ def add_estimation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--any-sigma", action="store_true",
                    help="allow noise levels outside the range the model was trained on")
     p.add_argument("--no-progress", action="store_true")
+
+
+def data_digest(x: np.ndarray) -> str:
+    """Content hash of the points: a parts directory is only reused for the same data."""
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+
+
+#: Table formats of ``--out`` (estimate, curve).
+OUT_SUFFIXES = (".csv", ".parquet")
+
+
+def write_table(path: str | Path, columns: dict[str, np.ndarray | list]) -> None:
+    """Write equal-length columns to ``path`` (``.csv`` or ``.parquet``) atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUT_SUFFIXES:
+        raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {path.name!r}")
+    if suffix == ".parquet":
+        import pandas as pd
+
+        with atomic_path(path) as tmp:
+            pd.DataFrame(columns).to_parquet(tmp, index=False)
+        return
+    names = list(columns)
+    cols = [np.asarray(columns[c]) for c in names]
+    lines = [",".join(names)]
+    for row in zip(*cols, strict=True):
+        lines.append(",".join(repr(float(v)) if isinstance(v, np.floating) else str(v) for v in row))
+    atomic_write_text(path, "\n".join(lines) + "\n")

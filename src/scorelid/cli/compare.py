@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scorelid.compare import load_bench, load_results, plot_all, summarize, write_report
+    from scorelid.images.compare import load_bench, load_results, plot_all, summarize, write_report
 
     for name in ("report.md", "summary.json"):  # a finished comparison; other files in the folder are fine
         refuse_overwrite(Path(args.out_dir) / name, args.force)

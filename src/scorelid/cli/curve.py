@@ -4,7 +4,7 @@
 
 Writes one row per (point, level), points in input order and levels increasing, with columns
 ``index, sigma, lid, method, chosen`` (``chosen`` is 1 at the level ``--rule`` picks for that
-point, see ``scorelid.sigma_select``), ``.csv`` or ``.parquet`` by the suffix of ``--out``; and a
+point, see ``scorelid.sigma.select``), ``.csv`` or ``.parquet`` by the suffix of ``--out``; and a
 PNG (``--plot``, default ``OUT`` with suffix ``.png``) of LID against sigma: the mean and median
 over points, the 10-90% and 25-75% bands, and the chosen sigma marked.
 
@@ -26,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from scorelid.cli.common import add_estimation_options
-from scorelid.io import load_points
+from scorelid.cli.common import OUT_SUFFIXES, add_estimation_options, data_digest, write_table
+from scorelid.runtime.io import load_points
 
 __all__ = ["add_parser", "compute_curves", "curve_table", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from scorelid.estimators import METHODS
-    from scorelid.sigma_select import DEFAULT_RULE, RULES
+    from scorelid.sigma import DEFAULT_RULE, RULES
 
     p = sub.add_parser("curve", help="LID against sigma per point, the chosen sigma, and a plot",
                        description=__doc__.splitlines()[0])
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", default="dsm", choices=sorted(METHODS))
     p.add_argument("--sigmas", default=None,
                    help="levels: 'a:b:k' (k log-spaced from a to b) or 'a,b,c' "
-                        "(default scorelid.sigma_select.DEFAULT_GRID, 0.005 to 0.3, 12 levels)")
+                        "(default scorelid.sigma.select.DEFAULT_GRID, 0.005 to 0.3, 12 levels)")
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE, help="how the chosen sigma is picked")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--plot", default=None, help="PNG of the curves (default: OUT with suffix .png)")
@@ -56,7 +56,7 @@ def grid(spec: str | None):
     """The ``--sigmas`` grid as a ``[S]`` float64 tensor (``DEFAULT_GRID`` when ``spec`` is None)."""
     import torch
 
-    from scorelid.sigma_select import DEFAULT_GRID, parse_sigmas
+    from scorelid.sigma import DEFAULT_GRID, parse_sigmas
 
     if spec is None:
         return torch.tensor(DEFAULT_GRID, dtype=torch.float64)
@@ -83,9 +83,8 @@ def compute_curves(
     """
     import torch
 
-    from scorelid.cli.estimate import _digest
-    from scorelid.curves import lid_curve
-    from scorelid.distributed import run_chunked
+    from scorelid.runtime.distributed import run_chunked
+    from scorelid.sigma.curve import lid_curve  # looked up per call (tests replace it)
 
     xt = torch.from_numpy(np.ascontiguousarray(x)).to(info.device)
     kw = {"n_noise": args.n_noise, "seed": args.seed, "batch_size": args.batch_size}
@@ -97,7 +96,7 @@ def compute_curves(
             c.append(lid_curve(model, xt[sl], sigmas, "error_bundle", indices=idx, **kw))
         return torch.stack(c).permute(2, 0, 1).numpy()  # [P, C, S]
 
-    job = {"data": _digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+    job = {"data": data_digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
            "method": args.method, "sigmas": [float(s) for s in sigmas], "eb": with_error_bundle,
            "n_noise": args.n_noise, "seed": args.seed, **options}
     return run_chunked(compute, len(x), Path(f"{args.out}.parts"), job, info, chunk=args.chunk,
@@ -108,7 +107,7 @@ def select_levels(curves: np.ndarray, sigmas, rule: str) -> tuple[np.ndarray, np
     """``(index [N], flatness [N])`` of the level ``rule`` picks on curves ``[N, C, S]``."""
     import torch
 
-    from scorelid.sigma_select import select
+    from scorelid.sigma import select
 
     c = torch.from_numpy(curves[:, 0, :].T.copy())
     eb = torch.from_numpy(curves[:, 1, :].T.copy()) if curves.shape[1] > 1 else None
@@ -167,9 +166,8 @@ def method_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scorelid.cli.estimate import OUT_SUFFIXES, write_table
-    from scorelid.distributed import barrier, finish_chunked, init_distributed
-    from scorelid.sigma_select import plot_lid_curves
+    from scorelid.runtime.distributed import barrier, finish_chunked, init_distributed
+    from scorelid.sigma.plot import plot_lid_curves
 
     if Path(args.out).suffix.lower() not in OUT_SUFFIXES:
         raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {Path(args.out).name!r}")
@@ -206,10 +204,9 @@ def run(args: argparse.Namespace) -> int:
 def run_estimate_sigmas(args: argparse.Namespace) -> int:
     """``scorelid estimate`` with ``--sigma auto`` (one row per point: chosen ``sigma``, ``flatness``)
     or with ``--sigmas`` alone (the per-point curve, one row per point and level)."""
-    from scorelid.cli.estimate import write_table
-    from scorelid.distributed import barrier, finish_chunked, init_distributed
-    from scorelid.guards import lid_flags
-    from scorelid.sigma_select import DEFAULT_RULE, RULES
+    from scorelid.runtime.distributed import barrier, finish_chunked, init_distributed
+    from scorelid.runtime.guards import lid_flags
+    from scorelid.sigma import DEFAULT_RULE, RULES
 
     auto = args.sigma == "auto"
     if not auto and args.sigma is not None:

@@ -4,7 +4,7 @@
 
 Writes one row per input point, in input order, with columns ``index, lid, method, sigma, flag``;
 ``.csv`` or ``.parquet`` by the suffix of ``--out``, written atomically.  ``flag`` marks values to
-distrust (``scorelid.guards.lid_flags``): ``nonfinite`` (the model returned NaN/inf for that point:
+distrust (``scorelid.runtime.guards.lid_flags``): ``nonfinite`` (the model returned NaN/inf for that point:
 ``lid`` is NaN), ``<method><0`` or ``<method>>n`` (outside ``[0, n]``, e.g. FLIPD at a badly chosen
 sigma), else empty.  A finished ``--out`` is not overwritten without ``--force``.
 
@@ -15,7 +15,7 @@ model was trained on (``--any-sigma`` allows extrapolating); ``--n-noise`` is en
 printed.
 
 Adaptive sigma: ``--sigma auto`` picks, per point, the level of the grid ``--sigmas`` (default
-``scorelid.sigma_select.DEFAULT_GRID``) where its LID curve is flat, by ``--rule``; rows then carry
+``scorelid.sigma.select.DEFAULT_GRID``) where its LID curve is flat, by ``--rule``; rows then carry
 the chosen ``sigma`` and a ``flatness`` column (``|dLID/dlog sigma|`` there, LID units per e-fold).
 ``--sigmas a:b:k`` without ``--sigma`` writes the per-point LID curve instead: one row per (point,
 level), columns ``index, sigma, lid, method`` (see ``scorelid curve``, which adds a plot).
@@ -23,7 +23,7 @@ level), columns ``index, sigma, lid, method`` (see ``scorelid curve``, which add
 Long runs resume: points are processed in chunks of ``--chunk`` points, each saved at once to
 ``OUT.parts/``; rerunning the same command after an interruption computes only the missing chunks
 (the parts directory is removed once the output is written).  Under ``torchrun`` the chunks are
-shared among the processes (``scorelid.distributed``) and rank 0 writes the output; per-point
+shared among the processes (``scorelid.runtime.distributed``) and rank 0 writes the output; per-point
 results do not depend on the number of processes.
 """
 
@@ -35,13 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from scorelid.cli.common import add_estimation_options, add_force, refuse_overwrite
+from scorelid.cli.common import (
+    OUT_SUFFIXES,
+    add_estimation_options,
+    add_force,
+    data_digest,
+    refuse_overwrite,
+    write_table,
+)
 from scorelid.cli.train import check_finite
-from scorelid.io import atomic_path, atomic_write_text, load_points
+from scorelid.runtime.io import load_points
 
-__all__ = ["add_parser", "run", "write_table"]
+__all__ = ["add_parser", "run"]
 
-OUT_SUFFIXES = (".csv", ".parquet")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sigmas", default=None,
                    help="levels 'a:b:k' (k log-spaced from a to b) or 'a,b,c': the grid searched by "
                         "--sigma auto; alone, write the per-point LID curve (one row per point and level)")
-    p.add_argument("--rule", default=None, help="sigma rule for --sigma auto (scorelid.sigma_select.RULES; "
+    p.add_argument("--rule", default=None, help="sigma rule for --sigma auto (scorelid.sigma.select.RULES; "
                    "default min_log_slope)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     add_estimation_options(p)
@@ -67,31 +73,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def write_table(path: str | Path, columns: dict[str, np.ndarray | list]) -> None:
-    """Write equal-length columns to ``path`` (``.csv`` or ``.parquet``) atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OUT_SUFFIXES:
-        raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {path.name!r}")
-    if suffix == ".parquet":
-        import pandas as pd
-
-        with atomic_path(path) as tmp:
-            pd.DataFrame(columns).to_parquet(tmp, index=False)
-        return
-    names = list(columns)
-    cols = [np.asarray(columns[c]) for c in names]
-    lines = [",".join(names)]
-    for row in zip(*cols, strict=True):
-        lines.append(",".join(repr(float(v)) if isinstance(v, np.floating) else str(v) for v in row))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from scorelid import estimate, load_denoiser
-    from scorelid.distributed import barrier, finish_chunked, init_distributed, run_chunked
+    from scorelid.runtime.distributed import barrier, finish_chunked, init_distributed, run_chunked
 
     if Path(args.out).suffix.lower() not in OUT_SUFFIXES:
         raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {Path(args.out).name!r}")
@@ -129,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     def compute(sl: slice) -> np.ndarray:
         import warnings
 
-        from scorelid.guards import BatchSizeWarning, NonFiniteWarning
+        from scorelid.runtime.guards import BatchSizeWarning, NonFiniteWarning
 
         idx = torch.arange(sl.start, sl.stop)
         stats: dict = {}
@@ -145,14 +131,14 @@ def run(args: argparse.Namespace) -> int:
         batch["size"] = stats["batch_size"]
         return out
 
-    job = {"data": _digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+    job = {"data": data_digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
            "method": args.method, "sigma": args.sigma, "n_noise": args.n_noise, "seed": args.seed,
            **options}
     parts = Path(f"{args.out}.parts")
     lid = run_chunked(compute, len(x), parts, job, info, chunk=args.chunk,
                       progress=not args.no_progress, desc=args.method)
     if lid is not None:  # rank 0
-        from scorelid.guards import lid_flags
+        from scorelid.runtime.guards import lid_flags
 
         N = len(lid)
         flags = lid_flags(lid, model.n, args.method)
@@ -203,10 +189,3 @@ def _sigma_arg(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-
-
-def _digest(x: np.ndarray) -> str:
-    """Content hash of the points: a parts directory is only reused for the same data."""
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]

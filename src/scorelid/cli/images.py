@@ -3,7 +3,7 @@
     scorelid images --model DIR --images DIR_OR_GLOB --methods dsm,flipd --sigma 0.05 --out lid.parquet
 
 Runs unchanged under ``torchrun`` (``torchrun --nproc_per_node=N -m scorelid images ...``): batches
-of ``--batch-size`` images are shared among the processes (``scorelid.images.run_images``), rank 0
+of ``--batch-size`` images are shared among the processes (``scorelid.images.run.run_images``), rank 0
 loads the model first (so the empty-prompt conditioning is computed and cached once) and writes
 the output; per-image results do not depend on the number of processes.  A finished ``--out`` is
 not overwritten without ``--force``.
@@ -65,9 +65,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from scorelid.adapters import load_model
-    from scorelid.distributed import all_ok, init_distributed
     from scorelid.estimators import METHODS
-    from scorelid.images import ImageRun, find_images, run_images
+    from scorelid.images.run import ImageRun, find_images, run_images
+    from scorelid.runtime.distributed import all_ok, init_distributed
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]

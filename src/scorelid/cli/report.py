@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scorelid.report import write_report
+    from scorelid.bench.report import write_report
 
     path = write_report(args.dir)
     print(f"report written to {path}", file=sys.stderr)

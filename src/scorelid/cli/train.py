@@ -2,7 +2,7 @@
 
     scorelid train --data X.npy --arch mlp --steps 2000 --out runs/model [--resume]
 
-Settings start from a recipe (``--recipe quick`` by default: ``scorelid.train.QUICK_RECIPE``;
+Settings start from a recipe (``--recipe quick`` by default: ``scorelid.training.loop.QUICK_RECIPE``;
 ``cpu-dit``: ``CPU_DIT_RECIPE``; ``paper``: ``PAPER_RECIPE[arch]``); flags given explicitly
 override it.  Writes ``DIR/config.json`` and ``DIR/model.safetensors`` (load with
 ``scorelid.load_denoiser(DIR)``), periodic resumable checkpoints in ``DIR/checkpoints/``, and
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scorelid.cli.common import add_force
-from scorelid.io import atomic_write_text, load_points
+from scorelid.runtime.io import atomic_write_text, load_points
 
 __all__ = ["add_parser", "check_finite", "lid_by_sigma_csv", "run"]
 
@@ -80,7 +80,7 @@ def _say_resuming(ck: Path, step: int) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from scorelid.train import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
+    from scorelid.training.loop import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
 
     if args.recipe == "paper":
         base = dict(PAPER_RECIPE[args.arch or "mlp"])
@@ -126,7 +126,7 @@ def _check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
 
 def check_finite(x, path) -> None:
     """``ValueError`` naming the file and the first row with NaN or inf values."""
-    from scorelid.guards import check_points_finite
+    from scorelid.runtime.guards import check_points_finite
 
     check_points_finite(x, str(path))
 
@@ -140,9 +140,9 @@ def lid_by_sigma_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scorelid.checkpoint import latest_train_state, load_train_state
-    from scorelid.distributed import init_distributed
-    from scorelid.train import train_denoiser
+    from scorelid.runtime.distributed import init_distributed
+    from scorelid.training.checkpoint import latest_train_state, load_train_state
+    from scorelid.training.loop import train_denoiser
 
     x = load_points(args.data)
     if x.ndim != 2:

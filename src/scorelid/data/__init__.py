@@ -1,5 +1,7 @@
-"""Data with known local intrinsic dimension: the paper's benchmark manifolds, unions, families."""
+"""Data with known local intrinsic dimension: the paper's benchmark manifolds, unions, families
+(``manifolds``), and closed-form denoisers whose exact LID is known (``analytic``)."""
 
+from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 from scorelid.data.manifolds import (
     MANIFOLDS,
     FamilyMember,
@@ -10,4 +12,5 @@ from scorelid.data.manifolds import (
     union,
 )
 
-__all__ = ["MANIFOLDS", "FamilyMember", "dims_family", "manifold", "normalization", "raw_manifold", "union"]
+__all__ = ["MANIFOLDS", "FamilyMember", "GaussianSubspace", "GaussianSubspaceMixture", "dims_family",
+           "manifold", "normalization", "raw_manifold", "union"]

@@ -18,7 +18,12 @@ from scorelid.estimators.common import Context
 from scorelid.estimators.dsm import dsm
 from scorelid.estimators.flipd import flipd
 from scorelid.estimators.ism import ism
-from scorelid.guards import BatchSizeWarning, NonFiniteWarning, free_accelerator_memory, is_out_of_memory
+from scorelid.runtime.guards import (
+    BatchSizeWarning,
+    NonFiniteWarning,
+    free_accelerator_memory,
+    is_out_of_memory,
+)
 
 __all__ = ["METHODS", "call_shape", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
 
@@ -141,10 +146,9 @@ def estimate(
         x: data points ``[N, *shape]`` (vectors ``[N, n]`` or images ``[N, C, H, W]``), any
             device and floating dtype; the denoiser sees that device and dtype.
         method: ``"dsm"``, ``"ism"``, ``"flipd"``, ``"normal_bundle"`` or ``"error_bundle"``.
-        sigma: noise level (VE scale, units of ``x``): a float or ``[N]`` per-point values; or
-            ``"auto"``: per point, the level where its LID curve is flat (``scorelid.sigma_select``;
-            ``estimate_auto`` returns the chosen sigma, flatness and curve; options ``sigmas``,
-            ``rule``, ``rtol``, ``atol`` go there).
+        sigma: noise level (VE scale, units of ``x``): a float or ``[N]`` per-point values.
+            (``scorelid.estimate``, the public entry point, also takes ``"auto"``: see
+            ``scorelid.sigma.auto``.)
         n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``) or ``n`` (the spectral
             methods: ``normal_bundle`` needs ``K >= n``; ``error_bundle`` can count at most ``K``
             tangent directions, the paper's code used 8).  Unused by ``flipd``.
@@ -167,7 +171,7 @@ def estimate(
     Returns:
         ``[N]`` float64 tensor on the CPU: the per-point LID.  Its mean is the dataset's LID.
 
-    Guards (``scorelid.guards``):
+    Guards (``scorelid.runtime.guards``):
         * non-finite inputs ``x`` or ``sigma`` raise ``ValueError``; a non-finite model output
           makes only that point's LID NaN, with one ``NonFiniteWarning`` giving the count;
         * half-precision models get half-precision inputs, but errors, norms and traces are
@@ -177,12 +181,10 @@ def estimate(
           naming the new size; the same points are retried with the same noise.
     """
     if isinstance(sigma, str):
-        if sigma != "auto":
-            raise ValueError(f"sigma must be a positive number, a [N] tensor or 'auto', got {sigma!r}")
-        from scorelid.sigma_select import estimate_auto  # per-point sigma from the LID curve
-
-        return estimate_auto(D, x, method, n_noise=n_noise, seed=seed, batch_size=batch_size,
-                             indices=indices, progress=progress, **options).lid
+        if sigma == "auto":  # the curve and its rules sit above the estimators (scorelid.sigma)
+            raise ValueError("sigma='auto' is chosen from LID curves: call scorelid.estimate "
+                             "(scorelid.sigma.estimate), not scorelid.estimators.estimate")
+        raise ValueError(f"sigma must be a positive number or a [N] tensor, got {sigma!r}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     spec = METHODS[method]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from scorelid.guards import is_out_of_memory
+from scorelid.runtime.guards import is_out_of_memory
 
 RowMap = Callable[[Tensor], Tensor]
 

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
 from scorelid.real.anomaly import auroc, knn_lid
 from scorelid.real.datasets import digits, image_patches, noisy, occluded, png_sizes
+from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["RealConfig", "run_real"]
 
@@ -65,9 +65,10 @@ class RealConfig:
 
 
 def _baseline(x: np.ndarray, method: str, k: int) -> np.ndarray:
-    """In-sample k-NN LID ``[N]``: ``scorelid.baselines.baseline_lid`` when present, else ``knn_lid``."""
+    """In-sample k-NN LID ``[N]``: ``scorelid.estimators.baselines.baseline_lid`` when present, else
+    ``knn_lid``."""
     try:
-        from scorelid.baselines import baseline_lid
+        from scorelid.estimators.baselines import baseline_lid
     except ImportError:
         return knn_lid(x, x, method, k, exclude_self=True)
     return np.asarray(baseline_lid(torch.as_tensor(x, dtype=torch.float64), method=method, k=k), np.float64)
@@ -75,7 +76,7 @@ def _baseline(x: np.ndarray, method: str, k: int) -> np.ndarray:
 
 def _mlp(x: np.ndarray, where: Path, cfg: RealConfig, progress: bool):
     from scorelid import load_denoiser, train_denoiser
-    from scorelid.train import QUICK_RECIPE
+    from scorelid.training.loop import QUICK_RECIPE
 
     if (where / "model.safetensors").is_file():
         return load_denoiser(where)

@@ -52,16 +52,16 @@ import torch.distributed as tdist
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from scorelid.checkpoint import (
+from scorelid.estimators.api import validate_points
+from scorelid.nn.precond import ARCHS, EDMDenoiser
+from scorelid.runtime.distributed import DistInfo, all_ok
+from scorelid.runtime.lock import exclusive_dir, holds_lock
+from scorelid.training.checkpoint import (
     latest_train_state,
     load_train_state,
     save_denoiser,
     save_train_state,
 )
-from scorelid.distributed import DistInfo, all_ok
-from scorelid.estimators.api import validate_points
-from scorelid.lock import exclusive_dir, holds_lock
-from scorelid.nn.precond import ARCHS, EDMDenoiser
 
 __all__ = ["CPU_DIT_RECIPE", "PAPER_RECIPE", "QUICK_RECIPE", "SigmaSampler", "lid_by_sigma_rows",
            "train_denoiser"]
@@ -261,7 +261,7 @@ def train_denoiser(
             is).  Small MLPs gain little from a second thread and lose a lot when the cores are
             shared: 300 quick-recipe steps took 5.6 s on one thread and 39 s on two on our loaded
             2-core machine, hence ``QUICK_RECIPE["num_threads"] = 1``.
-        dist: this process's place in a torchrun job (``scorelid.distributed.init_distributed``);
+        dist: this process's place in a torchrun job (``scorelid.runtime.distributed.init_distributed``);
             ``None`` or a single process: ordinary training.  With ``world_size > 1`` the model is
             trained with DistributedDataParallel on ``batch_size / world_size`` rows per rank
             (``batch_size`` must be a multiple of ``world_size``), ``device`` should be
@@ -278,7 +278,7 @@ def train_denoiser(
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
         with ExitStack() as stack:
-            if lock:  # one run at a time in out_dir (scorelid.lock); released on any exit
+            if lock:  # one run at a time in out_dir (scorelid.runtime.lock); released on any exit
                 stack.enter_context(exclusive_dir(out_dir))
             if num_threads is not None:
                 stack.callback(torch.set_num_threads, torch.get_num_threads())

@@ -142,7 +142,7 @@ def summarize(df, reference: str = "fp32", bench: dict | None = None) -> dict:
 
 def write_report(summary: dict, out_dir: str | os.PathLike) -> Path:
     """``summary.json`` and ``report.md`` (markdown tables) in ``out_dir``; returns the report path."""
-    from scorelid.io import atomic_write_json, atomic_write_text
+    from scorelid.runtime.io import atomic_write_json, atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,7 @@ def _grid(g, k: int, size: int, path: Path, plt) -> Path | None:
 
 
 def _save(fig, path: Path) -> Path:
-    from scorelid.io import atomic_path
+    from scorelid.runtime.io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")

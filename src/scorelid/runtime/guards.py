@@ -8,17 +8,9 @@
   gave NaN/inf), ``"<method><0"`` / ``"<method>>n"`` (a value outside ``[0, n]``, which no true
   dimension can have: FLIPD and ISM can produce them at too small or too large ``sigma``), ``""``.
 * ``check_points_finite(x, where)``: ``ValueError`` naming the first row with NaN/inf values.
-* ``terminate_as_interrupt()``: a context manager under which SIGTERM raises ``Terminated`` (a
-  ``KeyboardInterrupt``), so that a terminated command unwinds like Ctrl-C: atomic writes remove
-  their temporary files and no half-written output is left.
 """
 
 from __future__ import annotations
-
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,11 +18,9 @@ import torch
 __all__ = [
     "BatchSizeWarning",
     "NonFiniteWarning",
-    "Terminated",
     "check_points_finite",
     "is_out_of_memory",
     "lid_flags",
-    "terminate_as_interrupt",
 ]
 
 
@@ -40,10 +30,6 @@ class NonFiniteWarning(RuntimeWarning):
 
 class BatchSizeWarning(RuntimeWarning):
     """Out of memory: the batch size was halved and the batch retried."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived (raised by the handler of ``terminate_as_interrupt``)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -85,24 +71,3 @@ def check_points_finite(x: np.ndarray, where: str) -> None:
         rows = np.flatnonzero(bad)
         more = f" ({len(rows)} rows in all, e.g. {rows[:5].tolist()})" if len(rows) > 1 else ""
         raise ValueError(f"{where}: row {int(rows[0])} has NaN or inf values{more}")
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main thread.
-
-    The previous handler is restored on exit.  Outside the main thread this does nothing (Python
-    only lets the main thread install signal handlers).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

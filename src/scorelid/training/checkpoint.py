@@ -32,8 +32,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text
 from scorelid.nn.precond import EDMDenoiser, build_denoiser
+from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = [
     "CONFIG_NAME",

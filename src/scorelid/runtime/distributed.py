@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from scorelid.io import atomic_path, atomic_write_json
+from scorelid.runtime.io import atomic_path, atomic_write_json
 
 __all__ = [
     "DistInfo",

@@ -15,7 +15,6 @@ a row of the curve is bit-identical to the estimate at that level.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,20 +24,9 @@ from tqdm.auto import tqdm
 
 from scorelid.denoiser import Denoiser
 from scorelid.estimators.api import METHODS, estimate, validate_points
+from scorelid.sigma.grid import validate_sigmas
 
-__all__ = ["lid_curve", "validate_sigmas"]
-
-
-def validate_sigmas(sigmas: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-    """``sigmas`` as a strictly increasing ``[S]`` float64 tensor of positive finite values (S >= 1)."""
-    s = torch.as_tensor(np.asarray(sigmas, dtype=np.float64)).reshape(-1)
-    if s.numel() == 0:
-        raise ValueError("sigmas is empty")
-    if not (torch.isfinite(s).all() and (s > 0).all()):
-        raise ValueError(f"sigmas must be finite and > 0, got {s.tolist()}")
-    if s.numel() > 1 and not (s[1:] > s[:-1]).all():
-        raise ValueError(f"sigmas must be strictly increasing, got {s.tolist()}")
-    return s
+__all__ = ["lid_curve"]
 
 
 def lid_curve(
@@ -60,7 +48,7 @@ def lid_curve(
         D: denoiser ``D(y, sigma)`` (VE scale).
         x: points ``[N, *shape]``.
         sigmas: ``S`` strictly increasing noise levels (data units), e.g. from
-            ``scorelid.sigma_select.parse_sigmas``.
+            ``scorelid.sigma.grid.parse_sigmas``.
         method, n_noise, seed, batch_size, indices, **options: as in ``scorelid.estimate``;
             row ``s`` equals ``estimate(D, x, method, sigmas[s], n_noise, seed, ...)``.
         progress: show a progress bar.
@@ -80,8 +68,3 @@ def lid_curve(
         # a batch size reduced after running out of memory carries over to the next levels
         batch_size = stats["batch_size"]
     return torch.stack(rows)
-
-
-def log_grid(lo: float, hi: float, k: int) -> Tensor:
-    """``k`` log-spaced levels from ``lo`` to ``hi`` inclusive: ``[k]`` float64."""
-    return torch.exp(torch.linspace(math.log(lo), math.log(hi), k, dtype=torch.float64))

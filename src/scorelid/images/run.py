@@ -14,13 +14,13 @@ Image ``i`` (its position in the sorted list of found files) draws its noise fro
 ``(seed, i)``, so results do not depend on where a run was interrupted (``scorelid.estimate`` pads
 every chunk to a fixed shape, so they do not depend on the batch's other images either).
 
-Under ``torchrun`` (``info`` from :func:`scorelid.distributed.init_distributed`) the images are cut
+Under ``torchrun`` (``info`` from :func:`scorelid.runtime.distributed.init_distributed`) the images are cut
 into the same fixed batches ``[b * batch_size, (b + 1) * batch_size)`` whatever the number of
 processes, and batch ``b`` goes to rank ``b mod world_size``.  Every rank writes its finished
 batches into the shared ``<out>.partial/`` (so a killed run resumes per shard, with the same or
 another number of processes); rank 0 checks the settings before anyone starts and merges the
 chunks into ``<out>`` once every rank has reported success.  A failing rank makes every rank raise
-:class:`scorelid.distributed.RankFailure` naming it, and ``<out>`` is not written.
+:class:`scorelid.runtime.distributed.RankFailure` naming it, and ``<out>`` is not written.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from scorelid.distributed import DistInfo, all_ok
 from scorelid.estimators import estimate
-from scorelid.io import atomic_path, atomic_write_json, atomic_write_text, refuse_overwrite
+from scorelid.runtime.distributed import DistInfo, all_ok
+from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text, refuse_overwrite
 
 __all__ = ["COLUMNS", "IMAGE_SUFFIXES", "ImageRun", "find_images", "load_image", "run_images"]
 

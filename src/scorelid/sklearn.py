@@ -15,7 +15,7 @@ Noise seeds.  Each point's noise (DSM) and probes (Hutchinson traces) are seeded
 same LID whatever batch, order or subset it comes in (``predict(X)[i] == predict(X[i:i+1])``).
 
 Wrapping a trained denoiser: ``ScoreLID.from_denoiser(D, sigma=...)`` (or ``denoiser=D``) uses any
-``D(y, sigma)`` (a scorelid checkpoint, a ``scorelid.analytic`` closed form, an adapter) with no
+``D(y, sigma)`` (a scorelid checkpoint, a ``scorelid.data.analytic`` closed form, an adapter) with no
 training; ``fit(X)`` then only validates ``X`` and computes ``dimension_pw_``.
 
 Persistence: ``save(path)`` writes the denoiser with ``scorelid.save_denoiser`` (``config.json`` +
@@ -39,7 +39,7 @@ from torch import Tensor
 
 from scorelid.denoiser import Denoiser
 from scorelid.estimators import METHODS, estimate
-from scorelid.io import atomic_write_json
+from scorelid.runtime.io import atomic_write_json
 
 __all__ = ["ESTIMATOR_CONFIG", "ScoreLID", "point_seeds"]
 
@@ -71,7 +71,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
             data's spread; 0.05 suits data scaled to about unit range).
         n_noise: noise draws per point for ``dsm``/``ism`` (``None``: the method's default).
         train_steps, batch_size, lr: training length, batch rows, peak learning rate; ``None``
-            takes ``scorelid.train.QUICK_RECIPE``'s value.
+            takes ``scorelid.training.loop.QUICK_RECIPE``'s value.
         device: ``"cpu"``, ``"cuda"``...; ``None``: CUDA when available, else CPU.
         random_state: seeds training and the estimation noise (``None``: 0, so results repeat).
         denoiser: an already-trained ``D(y, sigma)``; when given, ``fit`` does not train.
@@ -170,7 +170,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         if self.denoiser is not None:
             self.denoiser_ = self.denoiser
         else:
-            from scorelid.train import QUICK_RECIPE, train_denoiser
+            from scorelid.training.loop import QUICK_RECIPE, train_denoiser
 
             recipe = {k: v for k, v in QUICK_RECIPE.items() if k not in ("arch", "steps", "batch_size", "lr")}
             if self.arch != "mlp":  # QUICK_RECIPE's network options are for the MLP
@@ -235,8 +235,8 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         parameters and fitted summary go to ``scorelid_estimator.json``.  Only trained scorelid
         denoisers can be saved (a wrapped closed form or adapter has no weights file here).
         """
-        from scorelid.checkpoint import save_denoiser
         from scorelid.nn.precond import EDMDenoiser
+        from scorelid.training.checkpoint import save_denoiser
 
         check_is_fitted(self, "denoiser_")
         if not isinstance(self.denoiser_, EDMDenoiser):
@@ -258,7 +258,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> ScoreLID:
         """Load an estimator written by ``save`` (``FileNotFoundError``/``ValueError`` if absent/corrupt)."""
-        from scorelid.checkpoint import load_denoiser
+        from scorelid.training.checkpoint import load_denoiser
 
         path = Path(path)
         cfg_file = path / ESTIMATOR_CONFIG

@@ -13,7 +13,7 @@ where present, the per-point LIDs in ``DIR/units/*.npz``; writes ``DIR/report.md
   LID on the held-out points at the same sigmas.
 
 Adaptive rows get their own section: ``dsm@auto``'s MAE against every fixed level of its grid
-and against the oracle, and every selection rule of ``scorelid.sigma_select`` applied afterwards
+and against the oracle, and every selection rule of ``scorelid.sigma.select`` applied afterwards
 to the stored curves (``units/*.extra.npz``), so the rules are compared on identical curves.
 
 The Markdown table has the paper's Table 1 layout: one row per method, one column per manifold
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from scorelid.io import atomic_path, atomic_write_text
+from scorelid.runtime.io import atomic_path, atomic_write_text
 
 __all__ = ["AUTHORS_CPU", "PAPER_TABLE1_AVG", "render_markdown", "row_label", "write_report"]
 
@@ -172,7 +172,7 @@ def _auto_section(records: list[dict], auto_rules: dict[tuple[str, str], dict[st
     lines = ["", "## Adaptive sigma (issue 7)", "",
              "`@auto` rows choose sigma per point from its LID curve on the grid "
              f"({', '.join(f'{v:g}' for v in autos[0]['grid'])}; VE scale) with the rule "
-             f"`{autos[0].get('rule')}` of `scorelid.sigma_select`. The fixed-level columns are the "
+             f"`{autos[0].get('rule')}` of `scorelid.sigma.select`. The fixed-level columns are the "
              "same curve read at one level for every point (the same noise draws), so they equal the "
              "fixed-sigma estimate with the row's K; *oracle* is the grid level of smallest MAE, chosen "
              "afterwards with knowledge of the true d. Chosen σ: median [10%, 90%] over points. "
@@ -369,7 +369,7 @@ def rule_maes(curves: dict[str, dict[str, dict[str, np.ndarray]]],
     curves: ``{(method, rule): {manifold: MAE}}``."""
     import torch
 
-    from scorelid.sigma_select import RULES, select
+    from scorelid.sigma import RULES, select
 
     label_to_method = {row_label(r): r["method"] for r in records if _is_auto(r["method"])}
     out: dict[tuple[str, str], dict[str, float]] = {}
@@ -473,7 +473,8 @@ def _train_section(train: dict[str, list[dict]], records: list[dict]) -> list[st
         return []
     sig = sorted({r["sigma"] for r in records if r["method"] == "dsm" and r.get("sigma") is not None})
     lines = ["", "## The LID read off the training loss", "",
-             "The DSM training loss at noise level σ is, per sample, the DSM LID estimate; `scorelid.train` "
+             "The DSM training loss at noise level σ is, per sample, the DSM LID estimate; "
+             "`scorelid.training.loop` "
              "averages it per log-spaced σ bucket over the last part of training (training points, online "
              "weights). Beside it: the DSM estimate's mean LID on the held-out points at the same σ "
              "(EMA weights). See `train_lid.png`.", "",

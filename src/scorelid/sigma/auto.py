@@ -1,0 +1,121 @@
+"""``sigma="auto"``: the LID read at a noise level chosen per point from its LID curve.
+
+``estimate`` is the public entry point (``scorelid.estimate``): a number or ``[N]`` tensor of
+noise levels goes straight to ``scorelid.estimators.estimate``; ``"auto"`` computes the curve on a
+grid (``scorelid.sigma.grid``) and picks a level per point by a rule (``scorelid.sigma.select``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.estimators import api
+from scorelid.sigma.curve import lid_curve
+from scorelid.sigma.grid import DEFAULT_GRID, parse_sigmas
+from scorelid.sigma.select import DEFAULT_RULE, select
+
+__all__ = ["AutoResult", "estimate", "estimate_auto"]
+
+
+def estimate(
+    D: Denoiser,
+    x: Tensor | np.ndarray,
+    method: str,
+    sigma: SigmaLike | str,
+    n_noise: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    *,
+    indices: Tensor | None = None,
+    progress: bool = False,
+    stats: dict | None = None,
+    **options,
+) -> Tensor:
+    """Per-point LID of ``x`` under ``D``: ``[N]`` float64 on the CPU.
+
+    As ``scorelid.estimators.estimate`` (see there for every argument), and ``sigma`` may also be
+    ``"auto"``: per point, the level where its LID curve is flat (``estimate_auto``, which also
+    returns the chosen sigma, flatness and curve; options ``sigmas``, ``rule``, ``rtol``,
+    ``atol`` go there).
+    """
+    if isinstance(sigma, str):
+        if sigma != "auto":
+            raise ValueError(f"sigma must be a positive number, a [N] tensor or 'auto', got {sigma!r}")
+        return estimate_auto(D, x, method, n_noise=n_noise, seed=seed, batch_size=batch_size,
+                             indices=indices, progress=progress, **options).lid
+    return api.estimate(D, x, method, sigma, n_noise, seed, batch_size, indices=indices, progress=progress,
+                        stats=stats, **options)
+
+
+@dataclass(frozen=True)
+class AutoResult:
+    """Result of ``estimate_auto`` (all float64 CPU tensors).
+
+    Attributes:
+        lid: ``[N]`` per-point LID at the chosen level (equal to ``estimate`` at ``sigma``).
+        sigma: ``[N]`` chosen noise level per point (data units).
+        flatness: ``[N]`` ``|dLID/dlog sigma|`` at the chosen level (LID units per e-fold).
+        curve: ``[S, N]`` the LID curve the choice was made on.
+        sigmas: ``[S]`` the grid.
+        index: ``[N]`` int64 index of the chosen level in ``sigmas``.
+        rule: the rule used.
+    """
+
+    lid: Tensor
+    sigma: Tensor
+    flatness: Tensor
+    curve: Tensor
+    sigmas: Tensor
+    index: Tensor
+    rule: str
+
+
+def estimate_auto(
+    D: Denoiser,
+    x: Tensor | np.ndarray,
+    method: str = "dsm",
+    sigmas: Sequence[float] | Tensor | str | None = None,
+    rule: str = DEFAULT_RULE,
+    per_point: bool = True,
+    n_noise: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    *,
+    indices: Tensor | None = None,
+    progress: bool = False,
+    rtol: float = 0.05,
+    atol: float = 0.05,
+    **options,
+) -> AutoResult:
+    """LID with the noise level chosen from each point's LID curve.
+
+    Args:
+        D, x, method, n_noise, seed, batch_size, indices, progress, **options: as in
+            ``scorelid.estimate``.
+        sigmas: the grid (``"a:b:k"``, a list, or ``None`` for ``DEFAULT_GRID``); at least 3.
+        rule: one of ``RULES``; ``"agreement"`` also computes the error-bundle curve (with the
+            same ``n_noise``; it can count at most ``n_noise`` directions, so use ``n_noise >= d``).
+        per_point: ``False`` uses one level for the whole set (the ``dataset`` rule).
+        rtol, atol: flatness tolerance of ``first_plateau``.
+
+    Returns:
+        ``AutoResult`` (per-point ``lid``, ``sigma``, ``flatness``; the ``curve`` and grid).
+    """
+    s = torch.tensor(DEFAULT_GRID, dtype=torch.float64) if sigmas is None else parse_sigmas(sigmas)
+    if not per_point:
+        rule = "dataset"
+    curve = lid_curve(D, x, s, method, n_noise, seed, batch_size, indices=indices, progress=progress,
+                      **options)
+    eb = None
+    if rule == "agreement":
+        eb = lid_curve(D, x, s, "error_bundle", n_noise, seed, batch_size, indices=indices,
+                       progress=progress)
+    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol)
+    lid = curve.gather(0, idx.unsqueeze(0)).squeeze(0)
+    return AutoResult(lid=lid, sigma=s[idx], flatness=flat, curve=curve, sigmas=s, index=idx, rule=rule)
