@@ -22,7 +22,7 @@ from torch import Tensor
 
 SigmaLike = float | Tensor
 
-__all__ = ["Denoiser", "SigmaLike", "check_denoised", "score", "sigma_like"]
+__all__ = ["Denoiser", "SigmaLike", "check_denoised", "is_per_point", "score", "sigma_like"]
 
 
 @runtime_checkable
@@ -31,6 +31,11 @@ class Denoiser(Protocol):
 
     def __call__(self, y: Tensor, sigma: SigmaLike) -> Tensor:  # pragma: no cover - protocol
         ...
+
+
+def is_per_point(sigma: SigmaLike) -> bool:
+    """Whether ``sigma`` gives one level per point (a ``[N]`` tensor) rather than one for all (a number)."""
+    return isinstance(sigma, Tensor) and sigma.ndim == 1
 
 
 def sigma_like(sigma: SigmaLike, y: Tensor) -> Tensor:

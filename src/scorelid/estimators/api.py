@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.denoiser import Denoiser, SigmaLike, is_per_point
 from scorelid.estimators.bundles import error_bundle, normal_bundle
 from scorelid.estimators.common import Context
 from scorelid.estimators.dsm import dsm
@@ -214,7 +214,7 @@ def estimate(
         while start < N:
             _, step = call_shape(ctx.batch_size, spec.rows_per_point(ctx.n_noise), n)
             sl = slice(start, min(start + step, N))
-            xb, sb, ib = _padded(x[sl], sigma[sl] if isinstance(sigma, Tensor) else sigma, indices[sl], step)
+            xb, sb, ib = _padded(x[sl], sigma[sl] if is_per_point(sigma) else sigma, indices[sl], step)
             try:
                 out[sl] = spec.fn(D, xb, sb, ib, ctx, **options)[: sl.stop - sl.start]
                 oom = False
@@ -249,7 +249,7 @@ def _padded(x: Tensor, sigma: SigmaLike, indices: Tensor, points: int) -> tuple[
         return x, sigma, indices
     x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
     indices = torch.cat([indices, indices[-1:].expand(pad)])
-    if isinstance(sigma, Tensor):
+    if is_per_point(sigma):
         sigma = torch.cat([sigma, sigma[-1:].expand(pad)])
     return x, sigma, indices
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike, check_denoised
+from scorelid.denoiser import Denoiser, SigmaLike, check_denoised, is_per_point
 
 __all__ = ["Context", "denoise", "noised_copies", "repeat_sigma", "sq_norm", "wide"]
 
@@ -37,13 +37,13 @@ class Context:
 
 def repeat_sigma(sigma: SigmaLike, k: int) -> SigmaLike:
     """Per-point sigma ``[P]`` -> per-row ``[P * k]``; a float stays a float."""
-    if isinstance(sigma, Tensor) and sigma.ndim == 1:
+    if is_per_point(sigma):
         return sigma.repeat_interleave(k)
     return sigma
 
 
 def _rows(sigma: SigmaLike, start: int, stop: int) -> SigmaLike:
-    if isinstance(sigma, Tensor) and sigma.ndim == 1:
+    if is_per_point(sigma):
         return sigma[start:stop]
     return sigma
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.denoiser import Denoiser, SigmaLike, is_per_point
 from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm, wide
 from scorelid.estimators.noise import point_noise
 
@@ -40,6 +40,6 @@ def dsm(D: Denoiser, x: Tensor, sigma: SigmaLike, indices: Tensor, ctx: Context)
 
 
 def _per_point(sigma: SigmaLike, like: Tensor) -> Tensor | float:
-    if isinstance(sigma, Tensor) and sigma.ndim == 1:
+    if is_per_point(sigma):
         return sigma.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
     return float(sigma)

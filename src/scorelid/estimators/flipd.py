@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.denoiser import Denoiser, SigmaLike, is_per_point
 from scorelid.estimators.common import Context, denoise, sq_norm, wide
 from scorelid.estimators.jacobian import trace_exact, trace_hutchinson
 from scorelid.estimators.noise import PROBE_STREAM, point_rademacher
@@ -50,7 +50,7 @@ def denoiser_trace(
     step = ctx.batch_size  # rows per pass; the exact trace batches basis vectors up to the same size
     for start in range(0, R, step):
         yb = y[start : start + step].detach()
-        sb = sigma[start : start + step] if _is_vec(sigma) else sigma
+        sb = sigma[start : start + step] if is_per_point(sigma) else sigma
 
         def f(v: Tensor, sb: SigmaLike = sb) -> Tensor:
             return D(v, sb)
@@ -74,10 +74,6 @@ def _probes(seed: int, indices: Tensor, streams: Tensor, m: int, like: Tensor) -
     return torch.stack(rows)
 
 
-def _is_vec(sigma: SigmaLike) -> bool:
-    return isinstance(sigma, Tensor) and sigma.ndim == 1
-
-
 def flipd(
     D: Denoiser,
     x: Tensor,
@@ -91,6 +87,6 @@ def flipd(
     """Per-point FLIPD LID ``[P]`` (float64)."""
     with torch.no_grad():
         out = denoise(D, x.detach(), sigma, ctx.batch_size)
-    s2 = sigma.double().cpu() ** 2 if _is_vec(sigma) else float(sigma) ** 2
+    s2 = sigma.double().cpu() ** 2 if is_per_point(sigma) else float(sigma) ** 2
     fit = sq_norm(wide(out) - wide(x)).double().cpu() / s2
     return denoiser_trace(D, x, sigma, indices, ctx, trace, n_probes, ad) + fit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from scorelid.denoiser import Denoiser, SigmaLike
+from scorelid.denoiser import Denoiser, SigmaLike, is_per_point
 from scorelid.estimators.common import Context, denoise, noised_copies, repeat_sigma, sq_norm, wide
 from scorelid.estimators.flipd import denoiser_trace
 from scorelid.estimators.noise import point_noise
@@ -37,7 +37,7 @@ def ism(
     s_rows = repeat_sigma(sigma, K)
     with torch.no_grad():
         out = denoise(D, y.detach(), s_rows, ctx.batch_size)
-    sig2 = s_rows.double().cpu() ** 2 if isinstance(s_rows, Tensor) else float(s_rows) ** 2
+    sig2 = s_rows.double().cpu() ** 2 if is_per_point(s_rows) else float(s_rows) ** 2
     fit = sq_norm(wide(out) - wide(y)).double().cpu() / sig2
     draws = torch.arange(K).repeat(P)
     tr = denoiser_trace(

@@ -64,7 +64,8 @@ def lid_curve(
     rows = []
     stats: dict = {}
     for v in levels:
-        rows.append(estimate(D, x, method, v, n_noise, seed, batch_size, indices=indices, stats=stats, **options))
+        rows.append(estimate(D, x, method, v, n_noise, seed, batch_size, indices=indices, stats=stats,
+                             **options))
         # a batch size reduced after running out of memory carries over to the next levels
         batch_size = stats["batch_size"]
     return torch.stack(rows)
