@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from torch import nn
 from scorelid.adapters.flow import FlowDenoiser
 from scorelid.adapters.vae import LatentCodec
 from scorelid.adapters.vp import VPDenoiser
+from scorelid.errors import ModelLoadError, ScoreLIDError
 from scorelid.runtime.io import atomic_path
 
 __all__ = ["DTYPES", "LoadedModel", "empty_prompt_conditioning", "load_model", "model_family"]
@@ -102,6 +105,25 @@ def _require(path: Path, part: str, config: str, weights: bool = True) -> None:
         raise FileNotFoundError(f"{path}: component '{part}' has no weights ({part}/*.safetensors)")
 
 
+@contextmanager
+def _loading(path: Path, part: str) -> Iterator[None]:
+    """Name the component when diffusers, transformers or safetensors fail on its files.
+
+    Damaged or foreign files surface there as ``RuntimeError`` (weights of other shapes than the
+    config), ``TypeError`` (a foreign config), ``SafetensorError`` (truncated weights), ...: a
+    ``ModelLoadError`` (a ``ValueError``) says which part of ``path`` could not be loaded.
+    ``OSError`` passes unchanged (diffusers' messages already name the file).
+    """
+    try:
+        yield
+    except (OSError, ScoreLIDError):
+        raise
+    except Exception as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelLoadError(f"{path}: cannot load component '{part}' (damaged or foreign files): "
+                             f"{type(exc).__name__}: {why}".rstrip(": ")) from exc
+
+
 def _cache_key(path: Path, family: str) -> str:
     """Key of the conditioning cache: the resolved directory and its ``model_index.json``.
 
@@ -142,7 +164,8 @@ def empty_prompt_conditioning(
         raise FileNotFoundError(
             f"{path}: component 'text_encoder' is missing (needed once for the conditioning)"
         )
-    cond = _encode_empty(path, family)
+    with _loading(path, "text_encoder"):
+        cond = _encode_empty(path, family)
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_path(file) as tmp:
         tensors = {k: v.contiguous() for k, v in cond.items()}
@@ -199,14 +222,18 @@ def load_model(
     _require(path, "scheduler", "scheduler_config.json", weights=False)
     cond, cache_file = empty_prompt_conditioning(path, cache_dir)
     torch_dtype = DTYPES[dtype]
-    vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", local_files_only=True).to(device).eval()
+    with _loading(path, "vae"):
+        vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", local_files_only=True)
+    vae = vae.to(device).eval()
     sched_cfg = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     if family == "sd3":
         from diffusers import SD3Transformer2DModel
 
-        net = SD3Transformer2DModel.from_pretrained(str(path), subfolder=net_part, local_files_only=True)
+        with _loading(path, net_part):
+            net = SD3Transformer2DModel.from_pretrained(str(path), subfolder=net_part, local_files_only=True)
         net = quantize_weights(net.to(device=device, dtype=torch_dtype).eval().requires_grad_(False), quant)
-        sched = FlowMatchEulerDiscreteScheduler.from_config(sched_cfg)
+        with _loading(path, "scheduler"):
+            sched = FlowMatchEulerDiscreteScheduler.from_config(sched_cfg)
         den = FlowDenoiser(
             net, {k: v.to(device) for k, v in cond.items()},
             num_train_timesteps=sched.config.num_train_timesteps, s_min=float(sched.sigma_min),
@@ -215,9 +242,11 @@ def load_model(
     else:
         from diffusers import UNet2DConditionModel
 
-        net = UNet2DConditionModel.from_pretrained(str(path), subfolder=net_part, local_files_only=True)
+        with _loading(path, net_part):
+            net = UNet2DConditionModel.from_pretrained(str(path), subfolder=net_part, local_files_only=True)
         net = quantize_weights(net.to(device=device, dtype=torch_dtype).eval().requires_grad_(False), quant)
-        sched = DDPMScheduler.from_config(sched_cfg)  # any DDPM-family config gives the betas
+        with _loading(path, "scheduler"):
+            sched = DDPMScheduler.from_config(sched_cfg)  # any DDPM-family config gives the betas
         den = VPDenoiser(
             net, sched.alphas_cumprod, prediction_type=sched.config.prediction_type,
             conditioning={k: v.to(device) for k, v in cond.items()}, below_range=below_range, snap=snap,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scorelid.errors import MissingDependencyError
+
 __all__ = ["QUANTS", "quantize_weights", "quantized_fraction"]
 
 QUANTS = ("none", "int8", "int4")
@@ -34,7 +36,8 @@ def quantize_weights(module: nn.Module, quant: str, include_conv: bool = False) 
     try:
         from optimum.quanto import freeze, qint4, qint8, quantize
     except ImportError as exc:  # pragma: no cover - dependency of the images extra
-        raise RuntimeError("quantization needs optimum-quanto: pip install 'scorelid[images]'") from exc
+        raise MissingDependencyError(
+            "quantization needs optimum-quanto: pip install 'scorelid[images]'") from exc
     dtype = next(module.parameters()).dtype
     exclude = [
         name

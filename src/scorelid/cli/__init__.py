@@ -2,9 +2,25 @@
 
 Each subcommand lives in its own module ``scorelid.cli.<name>`` exposing
 ``add_parser(subparsers) -> argparse.ArgumentParser`` whose parser sets ``func=run`` with
-``run(args) -> int``.  Library errors (``ValueError``, ``FileNotFoundError``, ``OSError``, ...)
-become one line on stderr and exit code 2; no traceback (``scorelid --debug COMMAND ...`` or
-``SCORELID_DEBUG=1`` shows it).
+``run(args) -> int``.
+
+Exit codes:
+
+* 0: success.
+* 2: a user error: bad arguments, options, data or model files, a busy output directory, a
+  missing optional dependency, out of memory.  These are ``ValueError``, ``OSError`` (and its
+  ``FileNotFoundError``, ``PermissionError``, ... family), ``MemoryError``/``torch.OutOfMemoryError``
+  and scorelid's own ``scorelid.errors.ScoreLIDError`` types.  One line on stderr,
+  ``scorelid COMMAND: error: MESSAGE``; no traceback.
+* 3: an internal error: any other exception (``RuntimeError``, ``KeyError``, ``TypeError``, ...)
+  is a bug in scorelid (or in a library it calls), not the user's mistake.  One line,
+  ``scorelid COMMAND: internal error: TYPE: MESSAGE (a bug in scorelid; rerun with --debug for the
+  traceback)``.
+* 130 / 143: interrupted (below).
+
+``scorelid --debug COMMAND ...`` or ``SCORELID_DEBUG=1`` lets either kind of error propagate with
+its full traceback.  A ``RankFailure`` (a torchrun rank failed) is classified by the failing
+rank's own exception where this process is that rank.
 
 Interruptions: Ctrl-C (SIGINT) prints ``scorelid: interrupted`` and exits 130; SIGTERM (what
 ``kill``, batch schedulers and torchrun send) is turned into the same kind of exception, prints
@@ -22,13 +38,29 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "main"]
+from scorelid.errors import RankFailure, ScoreLIDError
+
+__all__ = ["COMMANDS", "EXIT_INTERNAL", "EXIT_USER", "is_user_error", "main"]
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("train", "estimate", "bench", "report", "images", "compare", "curve", "real")
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, OSError,
-                   KeyError, RuntimeError)
+EXIT_USER = 2  # the user can fix it: bad input, busy directory, missing extra
+EXIT_INTERNAL = 3  # a bug in scorelid
+
+#: exceptions a user can cause (``OSError`` covers ``FileNotFoundError``, ``PermissionError``, ...)
+USER_ERRORS = (ScoreLIDError, ValueError, OSError, MemoryError)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (exit 2) rather than a bug in scorelid (exit 3)."""
+    if isinstance(exc, RankFailure) and exc.__cause__ is not None:
+        return is_user_error(exc.__cause__)  # this rank failed: its own error decides
+    if isinstance(exc, USER_ERRORS):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return oom is not None and isinstance(exc, oom)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,18 +108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scorelid: interrupted", file=sys.stderr)
         return 130
-    except EXPECTED_ERRORS as exc:
+    except Exception as exc:
         if debug:
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, KeyError):
-            msg = f"missing key {msg}"
-        print(f"scorelid {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+        text = str(exc).strip()
+        if is_user_error(exc):
+            msg = _first_line(text) or type(exc).__name__
+            print(f"scorelid {args.command}: error: {msg}", file=sys.stderr)
+            return EXIT_USER
+        what = f"{type(exc).__name__}: {_first_line(text)}" if text else type(exc).__name__
+        print(f"scorelid {args.command}: internal error: {what} "
+              "(a bug in scorelid; rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
         from scorelid.runtime.distributed import shutdown
 
         shutdown(wait=finished)  # leave torchrun's process group cleanly (no-op in one process)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
 
 
 def _one_line_warning(command: str):

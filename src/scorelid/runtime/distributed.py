@@ -19,8 +19,6 @@ fails makes every rank raise ``RankFailure`` naming it and its error, and no out
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -33,7 +31,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from scorelid.runtime.io import atomic_path, atomic_write_json
+from scorelid.errors import InputError, RankFailure  # a RuntimeError; defined with scorelid's other errors
+from scorelid.runtime.resume import Parts, claim, fingerprint
 
 __all__ = [
     "DistInfo",
@@ -45,10 +44,6 @@ __all__ = [
     "run_chunked",
     "shutdown",
 ]
-
-
-class RankFailure(RuntimeError):
-    """Raised on every rank when any rank failed; the message names the rank(s) and the cause."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,10 @@ def init_distributed(device: str | None = None) -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = device or "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as exc:  # torch's message lists the device types it knows
+        raise InputError(f"device {device!r}: {exc}") from None
     if device == "cuda" and world > 1:
         device = f"cuda:{local}"
     if device.startswith("cuda"):
@@ -139,10 +138,6 @@ def shutdown(wait: bool = False) -> None:
         dist.destroy_process_group()
 
 
-def _fingerprint(job: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def run_chunked(
     compute: Callable[[slice], np.ndarray],
     num: int,
@@ -170,33 +165,30 @@ def run_chunked(
     """
     info = info or DistInfo()
     parts = Path(parts_dir)
-    manifest = {"num": int(num), "chunk": int(chunk), "job": _fingerprint(job)}
+    store = Parts(parts)
+    manifest = {"num": int(num), "chunk": int(chunk), "job": fingerprint(job)}
     error: BaseException | None = None
     try:
         if info.is_main:
-            _claim_parts_dir(parts, manifest)
+            claim(parts, manifest, name="manifest.json",
+                  refusal="holds partial results of a different job; delete it or choose another output")
         if info.active:
             dist.barrier()
         starts = list(range(0, num, chunk))
         mine = [s for c, s in enumerate(starts) if c % info.world_size == info.rank]
-        todo = [s for s in mine if not (parts / f"{s:012d}.npy").exists()]
+        todo = [s for s in mine if not store.has(s)]
         bar = tqdm(total=len(mine) * chunk, initial=(len(mine) - len(todo)) * chunk, unit="pt",
                    desc=desc, disable=not (progress and info.is_main), leave=False)
         with bar:
             for s in todo:
-                arr = np.asarray(compute(slice(s, min(s + chunk, num))))
-                with atomic_path(parts / f"{s:012d}.npy") as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, arr, allow_pickle=False)
+                store.save(s, np.asarray(compute(slice(s, min(s + chunk, num)))))
                 bar.update(chunk)
     except Exception as exc:  # reported to every rank below
         error = exc
     all_ok(info, error)
     if not info.is_main:
         return None
-    out = np.concatenate(
-        [np.load(parts / f"{s:012d}.npy", allow_pickle=False) for s in range(0, num, chunk)]
-    )
-    return out
+    return np.concatenate([store.load(s) for s in range(0, num, chunk)])
 
 
 def finish_chunked(parts_dir: str | os.PathLike, info: DistInfo | None = None) -> None:
@@ -204,19 +196,3 @@ def finish_chunked(parts_dir: str | os.PathLike, info: DistInfo | None = None) -
     info = info or DistInfo()
     if info.is_main:
         shutil.rmtree(parts_dir, ignore_errors=True)
-
-
-def _claim_parts_dir(parts: Path, manifest: dict[str, Any]) -> None:
-    path = parts / "manifest.json"
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if old != manifest:
-            raise ValueError(
-                f"{parts} holds partial results of a different job; delete it or choose another output"
-            )
-        return
-    parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, manifest)

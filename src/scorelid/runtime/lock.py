@@ -25,15 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from scorelid.errors import DirectoryBusyError  # a RuntimeError; defined with scorelid's other errors
+
 __all__ = ["LOCK_NAME", "DirectoryBusyError", "exclusive_dir", "holds_lock"]
 
 LOCK_NAME = ".scorelid.lock"
 #: an unreadable lock younger than this is taken for a run between creating and writing it
 FRESH_S = 5.0
-
-
-class DirectoryBusyError(RuntimeError):
-    """Another live scorelid process holds the directory's lock."""
 
 
 def _alive(pid: int) -> bool:
