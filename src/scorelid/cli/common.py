@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from scorelid.runtime.io import atomic_path, atomic_write_text, refuse_overwrite
+from scorelid.runtime.resume import fingerprint
 
 __all__ = ["OUT_SUFFIXES", "add_estimation_options", "add_force", "data_digest", "refuse_overwrite",
            "write_table"]
@@ -45,7 +45,7 @@ def add_estimation_options(p: argparse.ArgumentParser) -> None:
 
 def data_digest(x: np.ndarray) -> str:
     """Content hash of the points: a parts directory is only reused for the same data."""
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+    return fingerprint(np.ascontiguousarray(x))
 
 
 #: Table formats of ``--out`` (estimate, curve).

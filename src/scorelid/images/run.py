@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from scorelid.estimators import estimate
 from scorelid.runtime.distributed import DistInfo, all_ok
 from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text, refuse_overwrite
+from scorelid.runtime.resume import claim
 
 __all__ = ["COLUMNS", "IMAGE_SUFFIXES", "ImageRun", "find_images", "load_image", "run_images"]
 
@@ -242,18 +243,7 @@ def run_images(
 def _prepare(out: Path, partial: Path, settings: dict, force: bool) -> None:
     """Refuse a finished output (unless ``force``), check or start ``partial``'s settings."""
     refuse_overwrite(out, force)
-    if partial.exists() and (partial / "run.json").is_file():
-        old = json.loads((partial / "run.json").read_text())
-        diff = [k for k in settings if old.get(k) != settings[k]]
-        if diff and not force:
-            raise ValueError(
-                f"{partial} holds a run with other settings ({', '.join(diff)}); "
-                "delete it or pass --force to start over"
-            )
-        if diff:
-            shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(partial / "run.json", settings)
+    claim(partial, settings, force=force)
 
 
 def _write_chunk(path: Path, rows: list[list]) -> None:
