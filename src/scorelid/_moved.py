@@ -31,7 +31,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "scorelid.quantize": ("scorelid.adapters.quantize",),
     "scorelid.report": ("scorelid.bench.report",),
     "scorelid.sigma_select": ("scorelid.sigma", "scorelid.sigma.plot"),
-    "scorelid.train": ("scorelid.training.loop",),
+    "scorelid.train": ("scorelid.training.loop", "scorelid.training.config",
+                       "scorelid.training.sigma_sampling"),
 }
 
 

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from torch import Tensor
 from scorelid.denoiser import Denoiser
 from scorelid.estimators import METHODS, estimate
 from scorelid.runtime.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from scorelid.training.config import TrainConfig
 
 __all__ = ["ESTIMATOR_CONFIG", "ScoreLID", "point_seeds"]
 
@@ -71,12 +74,14 @@ class ScoreLID(TransformerMixin, BaseEstimator):
             data's spread; 0.05 suits data scaled to about unit range).
         n_noise: noise draws per point for ``dsm``/``ism`` (``None``: the method's default).
         train_steps, batch_size, lr: training length, batch rows, peak learning rate; ``None``
-            takes ``scorelid.training.loop.QUICK_RECIPE``'s value.
+            takes the quick recipe's value (``scorelid.training.config.QUICK``).
         device: ``"cpu"``, ``"cuda"``...; ``None``: CUDA when available, else CPU.
         random_state: seeds training and the estimation noise (``None``: 0, so results repeat).
         denoiser: an already-trained ``D(y, sigma)``; when given, ``fit`` does not train.
-        train_options: extra keyword arguments for ``train_denoiser`` (override QUICK_RECIPE,
-            e.g. ``{"width": 64, "depth": 2}``).
+        train_options: extra keyword arguments for ``train_denoiser``: settings and network options
+            override the quick recipe (e.g. ``{"width": 64, "depth": 2}``; for ``arch="dit"`` the
+            recipe's MLP options and ``c_in`` are dropped), the others (``out_dir``, ``callback``,
+            ...) are passed on.  The estimator's own parameters cannot be set here (``TypeError``).
         estimate_options: extra keyword arguments for ``scorelid.estimate`` (e.g. ``{"trace":
             "hutchinson", "n_probes": 16}`` for FLIPD).
         estimate_batch_size: rows per denoiser call while estimating (``None``: automatic).
@@ -159,6 +164,27 @@ class ScoreLID(TransformerMixin, BaseEstimator):
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
 
+    def _train_config(self) -> tuple[TrainConfig, dict[str, Any]]:
+        """The quick recipe with this estimator's settings and ``train_options``; the options that
+        are not settings (``out_dir``, ``callback``, ...) apart, for ``train_denoiser``."""
+        from scorelid.training.config import QUICK, TrainConfig
+        from scorelid.training.loop import RUN_OPTIONS
+
+        options = dict(self.train_options or {})
+        own = sorted(set(options) & {"arch", "steps", "batch_size", "lr", "seed", "device", "progress",
+                                     "config"})
+        if own:
+            raise TypeError(f"train_options cannot set {own[0]!r}: it is set by ScoreLID's own parameters "
+                            "(arch, train_steps, batch_size, lr, random_state, device, progress)")
+        run_options = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
+        base = QUICK
+        if self.arch != QUICK.arch:  # the recipe's network options (and c_in) are for the MLP
+            base = QUICK.replace(arch=self.arch, net={}, c_in=TrainConfig().c_in)
+        config = base.replace(steps=int(self.train_steps or QUICK.steps),
+                              batch_size=int(self.batch_size or QUICK.batch_size),
+                              lr=float(self.lr or QUICK.lr), seed=self._seed(), **options)
+        return config, run_options
+
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X: Any, y: Any = None) -> ScoreLID:
         """Train a denoiser on ``X`` ``[N, n]`` (unless one was given) and estimate its LID.
@@ -170,20 +196,11 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         if self.denoiser is not None:
             self.denoiser_ = self.denoiser
         else:
-            from scorelid.training.loop import QUICK_RECIPE, train_denoiser
+            from scorelid.training.loop import train_denoiser
 
-            recipe = {k: v for k, v in QUICK_RECIPE.items() if k not in ("arch", "steps", "batch_size", "lr")}
-            if self.arch != "mlp":  # QUICK_RECIPE's network options are for the MLP
-                recipe = {k: v for k, v in recipe.items() if k not in ("width", "depth", "gate", "squares",
-                                                                      "delta", "c_in")}
-            recipe.update(self.train_options or {})
-            self.denoiser_ = train_denoiser(
-                torch.tensor(np.asarray(X, dtype=np.float32)), arch=self.arch,
-                steps=int(self.train_steps or QUICK_RECIPE["steps"]),
-                batch_size=int(self.batch_size or QUICK_RECIPE["batch_size"]),
-                lr=float(self.lr or QUICK_RECIPE["lr"]), seed=self._seed(), device=self._device(),
-                progress=self.progress, **recipe,
-            )
+            config, run_options = self._train_config()
+            self.denoiser_ = train_denoiser(torch.tensor(np.asarray(X, dtype=np.float32)), config=config,
+                                            device=self._device(), progress=self.progress, **run_options)
         self.dimension_pw_ = self._estimate(X)
         self.dimension_ = float(self.dimension_pw_.mean())
         return self

@@ -2,8 +2,8 @@
 
     scorelid train --data X.npy --arch mlp --steps 2000 --out runs/model [--resume]
 
-Settings start from a recipe (``--recipe quick`` by default: ``scorelid.training.loop.QUICK_RECIPE``;
-``cpu-dit``: ``CPU_DIT_RECIPE``; ``paper``: ``PAPER_RECIPE[arch]``); flags given explicitly
+Settings start from a recipe, a ``scorelid.training.config.TrainConfig`` (``--recipe quick`` by
+default: ``QUICK``; ``cpu-dit``: ``CPU_DIT``; ``paper``: ``PAPER[arch]``); flags given explicitly
 override it.  Writes ``DIR/config.json`` and ``DIR/model.safetensors`` (load with
 ``scorelid.load_denoiser(DIR)``), periodic resumable checkpoints in ``DIR/checkpoints/``, and
 ``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per noise-level bucket over the last 20% of
@@ -30,14 +30,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scorelid.cli.common import add_force
 from scorelid.runtime.io import atomic_write_text, load_points
 
+if TYPE_CHECKING:
+    from scorelid.training.config import TrainConfig
+
 __all__ = ["add_parser", "check_finite", "lid_by_sigma_csv", "run"]
 
-# flag -> train_denoiser keyword (architecture options are passed through as model kwargs)
+# flags that override a TrainConfig setting or network option of the same name
 _FLAGS = ("steps", "batch_size", "lr", "seed", "width", "depth", "hidden", "heads", "patch", "skip",
           "sigma_min", "sigma_max", "ema_decay")
 
@@ -79,32 +82,24 @@ def _say_resuming(ck: Path, step: int) -> None:
     print(f"resuming from {ck} at step {step}", file=sys.stderr)
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from scorelid.training.loop import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE
+def _settings(args: argparse.Namespace) -> TrainConfig:
+    """The recipe with the flags given; ``ValueError`` naming a flag that does not apply or cannot train."""
+    from scorelid.training.config import CPU_DIT, PAPER, QUICK
 
     if args.recipe == "paper":
-        base = dict(PAPER_RECIPE[args.arch or "mlp"])
+        base = PAPER[args.arch or "mlp"]
     else:
-        base = dict(CPU_DIT_RECIPE if args.recipe == "cpu-dit" else QUICK_RECIPE)
-        if args.arch and args.arch != base["arch"]:
+        base = CPU_DIT if args.recipe == "cpu-dit" else QUICK
+        if args.arch and args.arch != base.arch:
             # the recipe's network options belong to its architecture: drop them
-            import inspect
-
-            from scorelid.nn import ARCHS
-
-            own = set(inspect.signature(ARCHS[base["arch"]].__init__).parameters)
-            base = {k: v for k, v in base.items() if k not in own}
-    if args.arch:
-        base["arch"] = args.arch
-    for flag in _FLAGS:
-        v = getattr(args, flag)
-        if v is not None:
-            base[flag] = v
-    arch_opts = {"mlp": ("width", "depth"), "dit": ("hidden", "heads", "depth", "patch")}[base["arch"]]
+            base = base.replace(arch=args.arch, net={})
+    flags = {flag: getattr(args, flag) for flag in _FLAGS if getattr(args, flag) is not None}
+    arch_opts = {"mlp": ("width", "depth"), "dit": ("hidden", "heads", "depth", "patch")}[base.arch]
     for k in ("width", "hidden", "heads", "patch"):
-        if k in base and k not in arch_opts:
-            raise ValueError(f"--{k} does not apply to --arch {base['arch']}")
-    return base
+        if k in flags and k not in arch_opts:
+            raise ValueError(f"--{k} does not apply to --arch {base.arch}")
+    _check_settings({**base.to_kwargs(), **flags}, args)
+    return base.replace(**flags)
 
 
 def _check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
@@ -170,24 +165,23 @@ def run(args: argparse.Namespace) -> int:
     if finished and not force and not resume:
         raise FileExistsError(f"{out} holds a finished model but no training checkpoint to reload; "
                               "pass --force to retrain it")
-    settings = _settings(args)
-    _check_settings(settings, args)
+    config = _settings(args)
     info = init_distributed(args.device)
-    if settings["batch_size"] % info.world_size:
-        raise ValueError(f"--batch-size {settings['batch_size']} must be a multiple of the number of "
+    if config.batch_size % info.world_size:
+        raise ValueError(f"--batch-size {config.batch_size} must be a multiple of the number of "
                          f"processes ({info.world_size})")
     if force and finished and info.is_main:
         for name in ("model.safetensors", "config.json", "lid_by_sigma.csv"):
             (out / name).unlink(missing_ok=True)  # --force: the old finished model goes first
     if info.is_main:
-        print(f"training {settings['arch']} on {x.shape[0]} points of dimension {x.shape[1]} "
-              f"for {settings['steps']} steps -> {out}"
+        print(f"training {config.arch} on {x.shape[0]} points of dimension {x.shape[1]} "
+              f"for {config.steps} steps -> {out}"
               + (f" on {info.world_size} processes" if info.active else ""), file=sys.stderr)
     def fit(resume: bool):
         return train_denoiser(x, device=info.device, out_dir=out, resume=resume,
                               checkpoint_every=args.checkpoint_every,
                               progress=not args.no_progress and info.is_main, dist=info,
-                              on_resume=_say_resuming if info.is_main else None, **settings)
+                              on_resume=_say_resuming if info.is_main else None, config=config)
 
     model = None
     try:

@@ -38,11 +38,13 @@ weights to an uninterrupted run (on the same device and torch build).
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import dataclasses
 import math
+import shutil
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,95 +55,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from scorelid.estimators.api import validate_points
-from scorelid.nn.precond import ARCHS, EDMDenoiser
+from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.distributed import DistInfo, all_ok
 from scorelid.runtime.lock import exclusive_dir, holds_lock
-from scorelid.training.checkpoint import (
-    latest_train_state,
-    load_train_state,
-    save_denoiser,
-    save_train_state,
-)
+from scorelid.training.checkpoint import save_denoiser, save_train_state
 
-__all__ = ["CPU_DIT_RECIPE", "PAPER_RECIPE", "QUICK_RECIPE", "SigmaSampler", "lid_by_sigma_rows",
-           "train_denoiser"]
+# The recipes and the sampler lived here before training/config.py and training/sigma_sampling.py;
+# ``from scorelid.training.loop import QUICK_RECIPE`` keeps working.
+from scorelid.training.config import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE, TrainConfig
+from scorelid.training.sigma_sampling import SIGMA_DISTS, SigmaSampler
+from scorelid.training.state import TrainState, build_state, resume_state, state_meta, state_tensors
 
-#: Benchmark recipe for CPU (2 cores, about a minute per manifold); see docs/training.md.
-QUICK_RECIPE: dict[str, Any] = {
-    "arch": "mlp",
-    "width": 256,
-    "depth": 3,
-    "gate": True,
-    "squares": True,
-    "delta": True,
-    "skip": "wiener",
-    "c_in": "data",
-    "steps": 3000,
-    "batch_size": 256,
-    "lr": 2e-3,
-    "warmup": 100,
-    "sigma_dist": "loguniform",
-    "sigma_min": 0.004,
-    "sigma_max": 0.3,
-    "ema_decay": 0.995,
-    "num_threads": 1,
-}
-
-#: A DiT small enough for a CPU (318k parameters at n = 128; ~0.24 s per step on one thread at
-#: n = 128, 3,000 steps ~12 min) on the quick recipe's schedule.  Far better than the quick MLP on
-#: the nonlinear manifold (benchmarks/nonlinear_study.py); the ``cpu-dit`` bench profile uses it.
-CPU_DIT_RECIPE: dict[str, Any] = {
-    "arch": "dit", "hidden": 64, "heads": 4, "depth": 4, "patch": 4, "skip": "wiener",
-    "steps": 3000, "batch_size": 256, "lr": 2e-3, "warmup": 100, "sigma_dist": "loguniform",
-    "sigma_min": 0.004, "sigma_max": 0.3, "ema_decay": 0.995, "num_threads": 1,
-}
-
-#: The paper's sizes, meant for a GPU: ``PAPER_RECIPE["mlp"]`` and ``PAPER_RECIPE["dit"]``.
-PAPER_RECIPE: dict[str, dict[str, Any]] = {
-    "mlp": {"arch": "mlp", "width": 1024, "depth": 6, "gate": True, "squares": True, "delta": True,
-            "skip": "wiener", "c_in": "data", "steps": 50_000, "batch_size": 512, "lr": 1e-3, "warmup": 1000,
-            "sigma_dist": "loguniform", "sigma_min": 0.002, "sigma_max": 1.0, "ema_decay": 0.9995},
-    "dit": {"arch": "dit", "hidden": 128, "heads": 16, "depth": 8, "patch": 4, "skip": "wiener",
-            "steps": 50_000, "batch_size": 512, "lr": 3e-4, "warmup": 1000, "sigma_dist": "loguniform",
-            "sigma_min": 0.002, "sigma_max": 1.0, "ema_decay": 0.9995},
-}
-
-SIGMA_DISTS = ("loguniform", "lognormal")
-
-
-class SigmaSampler:
-    """Noise levels for training, in data units: ``sample(B, gen) -> [B]``.
-
-    Args:
-        dist: ``"loguniform"`` or ``"lognormal"``.
-        sigma_min, sigma_max: range of the log-uniform law (data units).
-        p_mean, p_std: mean and std of ``log(sigma / scale)`` for the log-normal law.
-        scale: the data's scale (largest per-coordinate std), to convert normalised units.
-    """
-
-    def __init__(self, dist: str, sigma_min: float, sigma_max: float, p_mean: float, p_std: float,
-                 scale: float) -> None:
-        if dist not in SIGMA_DISTS:
-            raise ValueError(f"unknown sigma_dist {dist!r}; choose one of {SIGMA_DISTS}")
-        if not (0 < sigma_min < sigma_max):
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-        self.dist, self.scale = dist, scale
-        self.lo, self.hi = math.log(sigma_min), math.log(sigma_max)
-        self.p_mean, self.p_std = p_mean, p_std
-
-    def sample(self, B: int, gen: torch.Generator) -> Tensor:
-        if self.dist == "loguniform":
-            return torch.exp(self.lo + (self.hi - self.lo) * torch.rand(B, generator=gen))
-        return self.scale * torch.exp(self.p_mean + self.p_std * torch.randn(B, generator=gen))
-
-    def bucket_edges(self, n_buckets: int) -> Tensor:
-        """Log-spaced bucket edges ``[n_buckets + 1]`` covering the bulk of the law (data units)."""
-        if self.dist == "loguniform":
-            lo, hi = self.lo, self.hi
-        else:
-            lo = self.p_mean - 2.5 * self.p_std + math.log(self.scale)
-            hi = self.p_mean + 2.5 * self.p_std + math.log(self.scale)
-        return torch.exp(torch.linspace(lo, hi, n_buckets + 1, dtype=torch.float64))
+__all__ = ["CPU_DIT_RECIPE", "PAPER_RECIPE", "QUICK_RECIPE", "RUN_OPTIONS", "SIGMA_DISTS", "SigmaSampler",
+           "TrainConfig", "lid_by_sigma_rows", "train_denoiser"]
 
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int, final_frac: float) -> float:
@@ -150,10 +76,6 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, final_frac: float) -> 
         return lr * (step + 1) / warmup
     t = (step - warmup) / max(1, steps - warmup)
     return lr * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
-
-
-def _fingerprint(x: Tensor) -> str:
-    return hashlib.sha256(x.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def lid_by_sigma_rows(edges: Tensor, sums: Tensor, counts: Tensor) -> list[dict[str, float]]:
@@ -165,35 +87,6 @@ def lid_by_sigma_rows(edges: Tensor, sums: Tensor, counts: Tensor) -> list[dict[
                      "sigma_mid": float(math.sqrt(edges[i] * edges[i + 1])),
                      "mean_lid": float(sums[i] / c) if c > 0 else float("nan"), "count": int(c)})
     return rows
-
-
-def _split_kwargs(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    allowed = set(inspect.signature(ARCHS[arch].__init__).parameters) - {"self", "n"}
-    unknown = set(kwargs) - allowed
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for arch {arch!r}; it takes {sorted(allowed)}")
-    return dict(kwargs)
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, Tensor]:
-    out = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"opt.{i}.{k}"] = v if isinstance(v, Tensor) else torch.tensor(v)
-    return out
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def train_denoiser(
@@ -228,6 +121,7 @@ def train_denoiser(
     on_resume: Callable[[Path, int], None] | None = None,
     num_threads: int | None = None,
     dist: DistInfo | None = None,
+    config: TrainConfig | None = None,
     **model_kwargs: Any,
 ) -> EDMDenoiser:
     """Train a denoiser ``D(y, sigma)`` on points ``x`` by denoising score matching.
@@ -267,180 +161,242 @@ def train_denoiser(
             (``batch_size`` must be a multiple of ``world_size``), ``device`` should be
             ``dist.device``, only rank 0 writes to ``out_dir`` and shows progress, and every rank
             returns the same model.  A failure on any rank raises ``RankFailure`` on all of them.
+        config: all the settings at once, a ``scorelid.training.config.TrainConfig`` (e.g. the
+            recipe ``QUICK.replace(steps=500)``), given instead of the setting keywords (``arch``
+            to ``num_threads`` except ``device``, ``out_dir``, ``checkpoint_every``, ``progress``,
+            ``resume``, ``log_every``, ``callback``, ``on_resume``, ``dist``) and
+            ``**model_kwargs``; ``TypeError`` if one of those is given too.
 
     Returns:
         The EMA denoiser in eval mode, an ``EDMDenoiser`` with ``.config`` (architecture plus
         ``config["train"]``, the training settings) and ``.history`` (``loss``: ``[[step, loss],
         ...]``, ``lid_by_sigma``: rows of ``lid_by_sigma_rows``, ``seconds``).
     """
+    settings = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "skip": skip,
+                "c_in": c_in, "sigma_dist": sigma_dist, "sigma_min": sigma_min, "sigma_max": sigma_max,
+                "p_mean": p_mean, "p_std": p_std, "ema_decay": ema_decay, "weight_decay": weight_decay,
+                "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
+                "n_buckets": n_buckets, "lid_tail": lid_tail, "num_threads": num_threads}
+    cfg = _config(config, settings, model_kwargs)
+    opts = _Options(device=torch.device(device), out_dir=out_dir, checkpoint_every=checkpoint_every,
+                    log_every=log_every, progress=progress, resume=resume, callback=callback,
+                    on_resume=on_resume, dist=dist or DistInfo())
+    with _exclusive_run(out_dir, dist, cfg.num_threads):
+        return _train(x, cfg, opts)
+
+
+def _config(config: TrainConfig | None, settings: dict[str, Any],
+            model_kwargs: dict[str, Any]) -> TrainConfig:
+    """``config``, or one made from the keywords (``TypeError`` for settings given both ways)."""
+    if config is None:
+        return TrainConfig(net=model_kwargs, **settings)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    default = TrainConfig()
+    both = [k for k, v in settings.items() if v != getattr(default, k)] + list(model_kwargs)
+    if both:
+        raise TypeError(f"train_denoiser got config= and {both[0]}=; pass config.replace({both[0]}=...) "
+                        "instead")
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """How a run is carried out (not what it computes): ``train_denoiser``'s other arguments."""
+
+    device: torch.device
+    out_dir: str | Path | None
+    checkpoint_every: int | None
+    log_every: int | None
+    progress: bool
+    resume: bool
+    callback: Callable[[int, float], None] | None
+    on_resume: Callable[[Path, int], None] | None
+    dist: DistInfo
+
+
+#: ``train_denoiser``'s arguments that say how a run is carried out, not what it computes (the
+#: others are the settings of a ``TrainConfig``)
+RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(_Options))
+
+
+@contextmanager
+def _exclusive_run(out_dir: str | Path | None, dist: DistInfo | None,
+                   num_threads: int | None) -> Iterator[None]:
+    """One run at a time in ``out_dir`` (the main process takes its lock, ``scorelid.runtime.lock``,
+    unless it holds it already) and ``num_threads`` torch threads; both undone on any exit."""
     lock = out_dir is not None and (dist is None or dist.is_main) and not holds_lock(out_dir)
-    if num_threads is not None or lock:
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        with ExitStack() as stack:
-            if lock:  # one run at a time in out_dir (scorelid.runtime.lock); released on any exit
-                stack.enter_context(exclusive_dir(out_dir))
-            if num_threads is not None:
-                stack.callback(torch.set_num_threads, torch.get_num_threads())
-                torch.set_num_threads(num_threads)
-            return train_denoiser(x, arch, steps, batch_size, lr, seed, device, out_dir, checkpoint_every,
-                                  progress, resume=resume, skip=skip, c_in=c_in, sigma_dist=sigma_dist,
-                                  sigma_min=sigma_min, sigma_max=sigma_max, p_mean=p_mean, p_std=p_std,
-                                  ema_decay=ema_decay, weight_decay=weight_decay, warmup=warmup,
-                                  final_lr_frac=final_lr_frac, grad_clip=grad_clip, n_buckets=n_buckets,
-                                  lid_tail=lid_tail, log_every=log_every, callback=callback,
-                                  on_resume=on_resume, num_threads=None, dist=dist, **model_kwargs)
+    with ExitStack() as stack:
+        if lock:
+            stack.enter_context(exclusive_dir(out_dir))
+        if num_threads is not None:
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(num_threads)
+        yield
+
+
+def _train(x: Tensor | np.ndarray, cfg: TrainConfig, opts: _Options) -> EDMDenoiser:
     x = validate_points(x)
     if x.ndim != 2:
         raise ValueError(f"train_denoiser needs vectors [N, n], got shape {tuple(x.shape)}")
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if resume and out_dir is None:
+    if opts.resume and opts.out_dir is None:
         raise ValueError("resume=True needs an out_dir to resume from")
-    info = dist or DistInfo()
-    if batch_size % info.world_size:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of the number of processes "
-                         f"({info.world_size}): every rank takes an equal share of each batch")
-    local_b = batch_size // info.world_size
-    rows = slice(info.rank * local_b, (info.rank + 1) * local_b)
-    N, n = x.shape
-    net_kwargs = _split_kwargs(arch, model_kwargs)
-    checkpoint_every = checkpoint_every or max(1, steps // 10)
-    log_every = log_every or max(1, steps // 200)
-    device = torch.device(device)
+    world = opts.dist.world_size
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes "
+                         f"({world}): every rank takes an equal share of each batch")
+    trainer = _Trainer(x.to(torch.float32), cfg, opts)
+    trainer.run()
+    return trainer.finish()
 
-    x = x.to(torch.float32)
-    stats = EDMDenoiser.data_stats(x)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = EDMDenoiser(arch, n, sigma_data=stats["sigma_data"], skip=skip, rank=stats["U"].shape[1],
-                            net=net_kwargs, c_in=c_in)
-    model.set_data_stats(stats)
-    model.to(device).train()
-    ema = {k: p.detach().clone() for k, p in model.named_parameters()}
-    sampler = SigmaSampler(sigma_dist, sigma_min, sigma_max, p_mean, p_std, stats["scale"])
-    edges = sampler.bucket_edges(n_buckets)
-    sums = torch.zeros(n_buckets, dtype=torch.float64)
-    counts = torch.zeros(n_buckets, dtype=torch.float64)
-    train_cfg = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                 "skip": skip, "c_in": c_in, "sigma_dist": sigma_dist, "sigma_min": sigma_min,
-                 "sigma_max": sigma_max,
-                 "p_mean": p_mean, "p_std": p_std, "ema_decay": ema_decay, "weight_decay": weight_decay,
-                 "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
-                 "n_buckets": n_buckets, "lid_tail": lid_tail, "n_train": N, "data": _fingerprint(x),
-                 "model": net_kwargs}
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=False)
-    gen = torch.Generator().manual_seed(seed)
-    history: dict[str, Any] = {"loss": []}
-    start, elapsed = 0, 0.0
 
-    if resume and (ck := latest_train_state(out_dir)) is not None:
-        tensors, meta = load_train_state(ck)
-        if meta.get("train") != train_cfg:
-            diff = sorted(k for k in train_cfg if meta.get("train", {}).get(k) != train_cfg[k])
-            raise ValueError(f"checkpoint {ck} was made with other settings or data (differs in {diff}); "
-                             "use another out_dir or the same settings")
-        _load_state_into(model, ema, opt, tensors)
-        gen.set_state(tensors["rng.torch"])
-        sums, counts = tensors["lid.sums"].clone(), tensors["lid.counts"].clone()
-        history, start, elapsed = meta["history"], int(meta["step"]), float(meta.get("seconds", 0.0))
-        if on_resume is not None:
-            on_resume(ck, start)
+class _Trainer:
+    """One run: its state (``scorelid.training.state``), the network it steps (DDP-wrapped under
+    torchrun) and a rank's own failure, held until the next collective reports it to every rank."""
 
-    if out_dir is not None and not resume and info.is_main:
-        import shutil
+    def __init__(self, x: Tensor, cfg: TrainConfig, opts: _Options) -> None:
+        self.cfg, self.opts, self.info = cfg, opts, opts.dist
+        self.n_train, self.n = x.shape
+        self.local_b = cfg.batch_size // self.info.world_size
+        self.rows = slice(self.info.rank * self.local_b, (self.info.rank + 1) * self.local_b)
+        self.checkpoint_every = opts.checkpoint_every or max(1, cfg.steps // 10)
+        self.log_every = opts.log_every or max(1, cfg.steps // 200)
+        self.tail_start = math.floor((1 - cfg.lid_tail) * cfg.steps)
+        self.state = build_state(x, cfg, opts.device)
+        if opts.resume and (ck := resume_state(self.state, opts.out_dir)) is not None:
+            if opts.on_resume is not None:
+                opts.on_resume(ck, self.state.step)
+        if opts.out_dir is not None and not opts.resume and self.info.is_main:
+            # a fresh run: no stale state
+            shutil.rmtree(Path(opts.out_dir) / "checkpoints", ignore_errors=True)
+        self.net = self._parallel(self.state.model)
+        self.x = x.to(opts.device)
+        self.error: Exception | None = None
+        self.t0 = 0.0
 
-        shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)  # a fresh run: no stale state
-    net = model
-    if info.active:
+    def _parallel(self, model: EDMDenoiser) -> torch.nn.Module:
+        if not self.info.active:
+            return model
         from torch.nn.parallel import DistributedDataParallel
 
         # constructing DDP broadcasts rank 0's parameters (all ranks built them from ``seed``
         # anyway) and is a collective: no rank starts before every rank has loaded its state.
         # The buffers are the data statistics, the same on every rank: no need to broadcast them.
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
-    x_dev = x.to(device)
-    sd = stats["sigma_data"]
-    tail_start = math.floor((1 - lid_tail) * steps)
-    t0 = time.perf_counter() - elapsed
-    bar = tqdm(total=steps, initial=start, desc=f"train {arch}", unit="step",
-               disable=not (progress and info.is_main), leave=False)
-    error: Exception | None = None  # a rank's own failure, held until the next collective
-    with bar:
-        for step in range(start, steps):
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, steps, lr, warmup, final_lr_frac)
-            idx = torch.randint(N, (batch_size,), generator=gen)
-            sigma = sampler.sample(batch_size, gen)
-            eps = torch.randn(batch_size, n, generator=gen)
-            sig_all = sigma.to(device)
-            sig = sig_all[rows]  # this rank's share of the global batch (all of it in one process)
-            try:
-                if error is not None:
-                    raise error
-                x0 = x_dev[idx[rows]]
-                y = x0 + sig[:, None] * eps[rows].to(device)
-                D = net(y, sig)
-                lid = ((D - x0) ** 2).sum(1) / sig**2
-                loss = _dsm_loss(lid, sig, stats["scale"], sd, n)
-            except Exception as exc:
-                if not info.active:
-                    raise
-                error, lid = exc, torch.zeros(local_b, device=device)
-            if info.active:
-                lid_all, failed = _gather_rows(lid.detach(), error is not None, info)
-                if failed:
+        device = self.opts.device
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                       broadcast_buffers=False)
+
+    def run(self) -> None:
+        """Steps from the state's step to ``cfg.steps``; every rank raises ``RankFailure`` if one failed."""
+        st = self.state
+        self.t0 = time.perf_counter() - st.seconds
+        bar = tqdm(total=self.cfg.steps, initial=st.step, desc=f"train {self.cfg.arch}", unit="step",
+                   disable=not (self.opts.progress and self.info.is_main), leave=False)
+        with bar:
+            for step in range(st.step, self.cfg.steps):
+                if not self._step(step, bar):
                     break  # every rank leaves here; all_ok below names the failed rank(s)
-                lv = float(_dsm_loss(lid_all, sig_all, stats["scale"], sd, n))  # the global batch's loss
-            else:
-                lid_all = lid.detach()
-                lv = float(loss.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # DDP: gradients averaged over ranks = gradient of the global mean
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            if not math.isfinite(lv):  # the global loss: every rank stops here together
-                raise RuntimeError(f"training diverged at step {step} (loss {lv}); lower lr")
-            try:
-                _ema_update(model, ema, ema_decay, step)
-                if step >= tail_start:
-                    _accumulate(edges, sums, counts, sigma, lid_all.double().cpu())
-                if step % log_every == 0 or step == steps - 1:
-                    history["loss"].append([step, lv])
-                    bar.set_postfix(loss=f"{lv:.4g}")
-                bar.update(1)
-                if callback is not None:
-                    callback(step, lv)
-                done = step + 1
-                if out_dir is not None and (done % checkpoint_every == 0 or done == steps) and info.is_main:
-                    history["lid_by_sigma"] = lid_by_sigma_rows(edges, sums, counts)
-                    _checkpoint(out_dir, done, model, ema, opt, gen, sums, counts, train_cfg, history,
-                                time.perf_counter() - t0)
-            except Exception as exc:
-                if not info.active:
-                    raise
-                error = exc
-    all_ok(info, error)
-    history["lid_by_sigma"] = lid_by_sigma_rows(edges, sums, counts)
-    history["seconds"] = time.perf_counter() - t0
-    final = _ema_model(model, ema)
-    final.config = {**model.config, "train": train_cfg}
-    final.history = history
-    error = None
-    try:
-        if out_dir is not None and info.is_main:
-            save_denoiser(final, out_dir)
-    except Exception as exc:
-        error = exc
-    all_ok(info, error)  # also a barrier: every rank returns once the model is written
-    return final
+        all_ok(self.info, self.error)
+
+    def _step(self, step: int, bar: tqdm) -> bool:
+        """One optimisation step on the global batch's rows of this rank; ``False``: a rank failed."""
+        cfg, st = self.cfg, self.state
+        for g in st.opt.param_groups:
+            g["lr"] = _lr_at(step, cfg.steps, cfg.lr, cfg.warmup, cfg.final_lr_frac)
+        # every rank draws the whole global batch from the same generator, as one process does
+        idx = torch.randint(self.n_train, (cfg.batch_size,), generator=st.gen)
+        sigma = st.sampler.sample(cfg.batch_size, st.gen)
+        eps = torch.randn(cfg.batch_size, self.n, generator=st.gen)
+        sig_all = sigma.to(self.opts.device)
+        lid, loss = self._forward(idx[self.rows], sig_all[self.rows], eps[self.rows])
+        synced = self._gather(lid, loss, sig_all)
+        if synced is None:
+            return False
+        lid_all, lv = synced
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()  # DDP: gradients averaged over ranks = gradient of the global mean
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
+        st.opt.step()
+        if not math.isfinite(lv):  # the global loss: every rank stops here together
+            raise RuntimeError(f"training diverged at step {step} (loss {lv}); lower lr")
+        try:
+            self._bookkeep(step, sigma, lid_all, lv, bar)
+        except Exception as exc:
+            if not self.info.active:
+                raise
+            self.error = exc
+        return True
+
+    def _forward(self, idx: Tensor, sig: Tensor, eps: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Per-row ``lid [b]`` and the loss of this rank's rows (zeros and ``None`` after a failure
+        under torchrun, reported at the next gather)."""
+        try:
+            if self.error is not None:
+                raise self.error
+            x0 = self.x[idx]
+            y = x0 + sig[:, None] * eps.to(self.opts.device)
+            D = self.net(y, sig)
+            lid = ((D - x0) ** 2).sum(1) / sig**2
+            return lid, self._loss(lid, sig)
+        except Exception as exc:
+            if not self.info.active:
+                raise
+            self.error = exc
+            return torch.zeros(self.local_b, device=self.opts.device), None
+
+    def _loss(self, lid: Tensor, sig: Tensor) -> Tensor:
+        stats = self.state.stats
+        return _dsm_loss(lid, sig, stats["scale"], stats["sigma_data"], self.n)
+
+    def _gather(self, lid: Tensor, loss: Tensor | None, sig_all: Tensor) -> tuple[Tensor, float] | None:
+        """The global batch's per-row ``lid`` and loss (``None``: some rank failed)."""
+        if not self.info.active:
+            return lid.detach(), float(loss.detach())
+        lid_all, failed = _gather_rows(lid.detach(), self.error is not None, self.info)
+        if failed:
+            return None
+        return lid_all, float(self._loss(lid_all, sig_all))  # the global batch's loss
+
+    def _bookkeep(self, step: int, sigma: Tensor, lid_all: Tensor, lv: float, bar: tqdm) -> None:
+        """EMA, ``lid_by_sigma`` accumulators, loss curve, progress, callback and checkpoint."""
+        cfg, st = self.cfg, self.state
+        _ema_update(st.model, st.ema, cfg.ema_decay, step)
+        if step >= self.tail_start:
+            _accumulate(st.edges, st.sums, st.counts, sigma, lid_all.double().cpu())
+        if step % self.log_every == 0 or step == cfg.steps - 1:
+            st.history["loss"].append([step, lv])
+            bar.set_postfix(loss=f"{lv:.4g}")
+        bar.update(1)
+        if self.opts.callback is not None:
+            self.opts.callback(step, lv)
+        st.step = done = step + 1
+        if self.opts.out_dir is not None and self.info.is_main and (
+                done % self.checkpoint_every == 0 or done == cfg.steps):
+            st.history["lid_by_sigma"] = lid_by_sigma_rows(st.edges, st.sums, st.counts)
+            _checkpoint(self.opts.out_dir, done, st, time.perf_counter() - self.t0)
+
+    def finish(self) -> EDMDenoiser:
+        """The EMA model with ``config["train"]`` and ``history``; rank 0 writes it to ``out_dir``."""
+        st = self.state
+        st.history["lid_by_sigma"] = lid_by_sigma_rows(st.edges, st.sums, st.counts)
+        st.history["seconds"] = time.perf_counter() - self.t0
+        final = _ema_model(st.model, st.ema)
+        final.config = {**st.model.config, "train": st.record}
+        final.history = st.history
+        error = None
+        try:
+            if self.opts.out_dir is not None and self.info.is_main:
+                save_denoiser(final, self.opts.out_dir)
+        except Exception as exc:
+            error = exc
+        all_ok(self.info, error)  # also a barrier: every rank returns once the model is written
+        return final
+
+
+def _checkpoint(out_dir: str | Path, step: int, state: TrainState, seconds: float) -> None:
+    """A resumable checkpoint of ``state`` after ``step`` steps (``scorelid.training.state``)."""
+    save_train_state(out_dir, step, state_tensors(state), state_meta(state, seconds))
 
 
 def _dsm_loss(lid: Tensor, sig: Tensor, scale: float, sd: float, n: int) -> Tensor:
@@ -473,28 +429,8 @@ def _accumulate(edges: Tensor, sums: Tensor, counts: Tensor, sigma: Tensor, lid:
 
 
 def _ema_model(model: EDMDenoiser, ema: dict[str, Tensor]) -> EDMDenoiser:
-    import copy
-
     final = copy.deepcopy(model)
     with torch.no_grad():
         for k, p in final.named_parameters():
             p.copy_(ema[k])
     return final.eval().requires_grad_(False)
-
-
-def _checkpoint(out_dir, step, model, ema, opt, gen, sums, counts, train_cfg, history, seconds) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.items()})
-    tensors.update(_optimizer_tensors(opt))
-    tensors["rng.torch"] = gen.get_state()
-    tensors["lid.sums"], tensors["lid.counts"] = sums, counts
-    save_train_state(out_dir, step, tensors, {"train": train_cfg, "config": model.config, "history": history,
-                                              "seconds": seconds})
-
-
-def _load_state_into(model, ema, opt, tensors) -> None:
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    with torch.no_grad():
-        for k in ema:
-            ema[k].copy_(tensors[f"ema.{k}"])
-    _load_optimizer(opt, tensors)

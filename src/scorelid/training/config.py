@@ -1,0 +1,234 @@
+"""Training settings: the frozen ``TrainConfig`` and the recipes, which are instances of it.
+
+    >>> from scorelid.training.config import QUICK, TrainConfig
+    >>> cfg = QUICK.replace(steps=500, width=128)        # a setting, or a network option by name
+    >>> train_denoiser(x, config=cfg)                    # the same as train_denoiser(x, **kwargs)
+
+A ``TrainConfig`` holds what decides the trained weights (architecture and network options, length,
+batch, learning-rate schedule, EMA, noise-level law, seed) plus ``num_threads``; where the run
+writes, its device and its callbacks are arguments of ``train_denoiser``.  Every field is checked
+when a config is made: a bad value raises ``ValueError`` naming the field.
+
+Recipes.  ``QUICK`` (CPU MLP), ``CPU_DIT`` (CPU DiT) and ``PAPER["mlp"|"dit"]`` (GPU).  The dicts
+of ``train_denoiser`` keywords ``QUICK_RECIPE``, ``CPU_DIT_RECIPE`` and ``PAPER_RECIPE`` are
+derived from them (``to_kwargs(named_only=True)``: exactly the keywords each recipe names, so
+``train_denoiser(x, **QUICK_RECIPE)`` and code that edits the dicts keep working).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scorelid.nn.precond import ARCHS, C_INS, SKIPS
+from scorelid.training.sigma_sampling import SIGMA_DISTS
+
+__all__ = ["CPU_DIT", "CPU_DIT_RECIPE", "PAPER", "PAPER_RECIPE", "QUICK", "QUICK_RECIPE", "TrainConfig",
+           "net_options"]
+
+
+def net_options(arch: str) -> frozenset[str]:
+    """The network options (``**model_kwargs``) architecture ``arch`` takes."""
+    return frozenset(inspect.signature(ARCHS[arch].__init__).parameters) - {"self", "n"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of one training run (the defaults are ``train_denoiser``'s).
+
+    Attributes:
+        arch: ``"mlp"`` or ``"dit"``.
+        net: network options for ``arch`` (MLP: ``width``, ``depth``, ``gate``, ...; DiT:
+            ``hidden``, ``heads``, ``depth``, ``patch``); the network's defaults for the rest.
+        steps, batch_size, lr: optimisation length, batch rows, peak AdamW learning rate.
+        seed: seeds initialisation, batches, noise levels and noise.
+        skip, c_in: EDM skip path and input scaling (``scorelid.nn.precond``).
+        sigma_dist, sigma_min, sigma_max, p_mean, p_std: the noise-level law (``SigmaSampler``).
+        ema_decay: EMA decay of the returned weights.
+        weight_decay, warmup, final_lr_frac, grad_clip: AdamW weight decay, warm-up steps, final
+            learning rate as a fraction of ``lr`` (cosine decay), gradient-norm clip (``None``: off).
+        n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
+        num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
+        named: the keywords this config was made from (``from_kwargs``) or changed by ``replace``,
+            in order; ignored by ``==``.  ``to_kwargs(named_only=True)`` gives them back.
+    """
+
+    arch: str = "mlp"
+    net: dict[str, Any] = field(default_factory=dict)
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    skip: str = "edm"
+    c_in: str = "edm"
+    sigma_dist: str = "loguniform"
+    sigma_min: float = 0.002
+    sigma_max: float = 2.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    ema_decay: float = 0.999
+    weight_decay: float = 0.0
+    warmup: int = 0
+    final_lr_frac: float = 0.01
+    grad_clip: float | None = 1.0
+    n_buckets: int = 16
+    lid_tail: float = 0.2
+    num_threads: int | None = None
+    named: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.net, dict):
+            raise ValueError(f"net must be a dict of network options, got {type(self.net).__name__}")
+        object.__setattr__(self, "net", dict(self.net))  # a copy: the caller's dict can change
+        object.__setattr__(self, "named", tuple(self.named))
+        _validate(self)
+
+    def __hash__(self) -> int:
+        return hash(tuple(tuple(sorted(self.net.items())) if f.name == "net" else getattr(self, f.name)
+                          for f in dataclasses.fields(self) if f.compare))
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> TrainConfig:
+        """From flat ``train_denoiser`` keywords: settings by name, any other name a network option."""
+        if "net" in kwargs or "named" in kwargs:
+            raise TypeError("from_kwargs takes flat keywords: pass network options by name (width=...)")
+        settings = {k: v for k, v in kwargs.items() if k in _SETTINGS}
+        net = {k: v for k, v in kwargs.items() if k not in _SETTINGS}
+        return cls(net=net, named=tuple(kwargs), **settings)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes``: settings, network options by name, or ``net=`` a whole new mapping.
+
+        Switching ``arch`` keeps the network options, so pass ``net={...}`` with it (``ValueError``
+        names options the new architecture does not take).
+        """
+        if "named" in changes:
+            raise TypeError("named is bookkeeping; it cannot be replaced")
+        settings = {k: v for k, v in changes.items() if k in _SETTINGS or k == "net"}
+        options = {k: v for k, v in changes.items() if k not in settings}
+        net = {**settings.pop("net", self.net), **options}
+        new = tuple(k for k in (*changes, *net) if k != "net")
+        named = self.named + tuple(dict.fromkeys(k for k in new if k not in self.named))
+        return dataclasses.replace(self, net=net, named=named, **settings)
+
+    def to_kwargs(self, named_only: bool = False) -> dict[str, Any]:
+        """Flat ``train_denoiser`` keywords: ``arch``, the network options, then the other settings
+        (``named_only``: only those in ``named``, in that order: a recipe's dict)."""
+        flat = {"arch": self.arch, **self.net}
+        flat.update((k, getattr(self, k)) for k in _SETTINGS if k != "arch")
+        if named_only:
+            return {k: flat[k] for k in self.named if k in flat}
+        return flat
+
+    def record(self, n_train: int, data: str) -> dict[str, Any]:
+        """The ``config["train"]`` dict saved with a model and its checkpoints (a resumed run must
+        match it): the settings that decide the weights, the data's size and fingerprint."""
+        keys = ("arch", "steps", "batch_size", "lr", "seed", "skip", "c_in", "sigma_dist", "sigma_min",
+                "sigma_max", "p_mean", "p_std", "ema_decay", "weight_decay", "warmup", "final_lr_frac",
+                "grad_clip", "n_buckets", "lid_tail")
+        return {**{k: getattr(self, k) for k in keys}, "n_train": n_train, "data": data,
+                "model": dict(self.net)}
+
+
+#: the settings (fields other than ``net`` and ``named``), in field order
+_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("net", "named"))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v)
+
+
+def _validate(c: TrainConfig) -> None:
+    """``ValueError`` naming the first bad field."""
+    if c.arch not in ARCHS:
+        raise ValueError(f"unknown architecture {c.arch!r}; choose one of {sorted(ARCHS)}")
+    allowed = net_options(c.arch)
+    unknown = set(c.net) - allowed
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for arch {c.arch!r}; "
+                         f"it takes {sorted(allowed)}")
+    for name in ("steps", "batch_size", "n_buckets"):
+        v = getattr(c, name)
+        if not _is_int(v) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not (_is_real(c.lr) and c.lr > 0):
+        raise ValueError(f"lr must be > 0, got {c.lr!r}")
+    if not _is_int(c.seed):
+        raise ValueError(f"seed must be an integer, got {c.seed!r}")
+    if c.skip not in SKIPS:
+        raise ValueError(f"unknown skip {c.skip!r}; choose one of {SKIPS}")
+    if c.c_in not in C_INS:
+        raise ValueError(f"unknown c_in {c.c_in!r}; choose one of {C_INS}")
+    _validate_sigma(c)
+    _validate_schedule(c)
+    if c.num_threads is not None and (not isinstance(c.num_threads, int) or c.num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer, got {c.num_threads!r}")
+
+
+def _validate_sigma(c: TrainConfig) -> None:
+    if c.sigma_dist not in SIGMA_DISTS:
+        raise ValueError(f"unknown sigma_dist {c.sigma_dist!r}; choose one of {SIGMA_DISTS}")
+    if not (_is_real(c.sigma_min) and _is_real(c.sigma_max) and 0 < c.sigma_min < c.sigma_max):
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {c.sigma_min}, {c.sigma_max}")
+    if not _is_real(c.p_mean):
+        raise ValueError(f"p_mean must be a finite number, got {c.p_mean!r}")
+    if not (_is_real(c.p_std) and c.p_std > 0):
+        raise ValueError(f"p_std must be > 0, got {c.p_std!r}")
+
+
+def _validate_schedule(c: TrainConfig) -> None:
+    if not (_is_real(c.ema_decay) and 0 <= c.ema_decay <= 1):
+        raise ValueError(f"ema_decay must be in [0, 1], got {c.ema_decay!r}")
+    if not (_is_real(c.weight_decay) and c.weight_decay >= 0):
+        raise ValueError(f"weight_decay must be >= 0, got {c.weight_decay!r}")
+    if not _is_int(c.warmup) or c.warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0, got {c.warmup!r}")
+    if not (_is_real(c.final_lr_frac) and c.final_lr_frac >= 0):
+        raise ValueError(f"final_lr_frac must be >= 0, got {c.final_lr_frac!r}")
+    if c.grad_clip is not None and not (_is_real(c.grad_clip) and c.grad_clip > 0):
+        raise ValueError(f"grad_clip must be > 0 or None, got {c.grad_clip!r}")
+    if not (_is_real(c.lid_tail) and 0 <= c.lid_tail <= 1):
+        raise ValueError(f"lid_tail must be in [0, 1], got {c.lid_tail!r}")
+
+
+#: Benchmark recipe for CPU (2 cores, about a minute per manifold); see docs/training.md.
+QUICK = TrainConfig.from_kwargs(
+    arch="mlp", width=256, depth=3, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
+    steps=3000, batch_size=256, lr=2e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
+    sigma_max=0.3, ema_decay=0.995, num_threads=1,
+)
+
+#: A DiT small enough for a CPU (318k parameters at n = 128; ~0.24 s per step on one thread at
+#: n = 128, 3,000 steps ~12 min) on the quick recipe's schedule.  Far better than the quick MLP on
+#: the nonlinear manifold (benchmarks/nonlinear_study.py); the ``cpu-dit`` bench profile uses it.
+CPU_DIT = TrainConfig.from_kwargs(
+    arch="dit", hidden=64, heads=4, depth=4, patch=4, skip="wiener", steps=3000, batch_size=256, lr=2e-3,
+    warmup=100, sigma_dist="loguniform", sigma_min=0.004, sigma_max=0.3, ema_decay=0.995, num_threads=1,
+)
+
+#: The paper's sizes, meant for a GPU: ``PAPER["mlp"]`` and ``PAPER["dit"]``.
+PAPER: dict[str, TrainConfig] = {
+    "mlp": TrainConfig.from_kwargs(
+        arch="mlp", width=1024, depth=6, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
+        steps=50_000, batch_size=512, lr=1e-3, warmup=1000, sigma_dist="loguniform", sigma_min=0.002,
+        sigma_max=1.0, ema_decay=0.9995,
+    ),
+    "dit": TrainConfig.from_kwargs(
+        arch="dit", hidden=128, heads=16, depth=8, patch=4, skip="wiener", steps=50_000, batch_size=512,
+        lr=3e-4, warmup=1000, sigma_dist="loguniform", sigma_min=0.002, sigma_max=1.0, ema_decay=0.9995,
+    ),
+}
+
+# The recipes as dicts of train_denoiser keywords (the old form; bench profiles and scripts use them).
+QUICK_RECIPE: dict[str, Any] = QUICK.to_kwargs(named_only=True)
+CPU_DIT_RECIPE: dict[str, Any] = CPU_DIT.to_kwargs(named_only=True)
+PAPER_RECIPE: dict[str, dict[str, Any]] = {a: r.to_kwargs(named_only=True) for a, r in PAPER.items()}
