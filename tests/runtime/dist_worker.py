@@ -1,4 +1,4 @@
-"""Worker launched by tests/test_distributed.py under torchrun (2 gloo processes).
+"""Worker launched by tests/runtime/test_distributed.py under torchrun (2 gloo processes).
 
 Usage: dist_worker.py PARTS_DIR METHODS FAIL_RANK OUT_PREFIX   (METHODS: comma-separated)
 Writes OUT_PREFIX.METHOD.rank{R}.npy (rank 0's gathered result) for each method, or
