@@ -25,11 +25,10 @@ Writes the JSON and a Markdown table beside it (atomically) and prints the table
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from scorelid.bench.runner import load_records
+from scorelid.bench.store import BenchDir, load_records
 from scorelid.runtime.io import atomic_write_json, atomic_write_text
 
 CRITERIA = ("heldout", "train")
@@ -37,10 +36,8 @@ CRITERIA = ("heldout", "train")
 
 def _train_curve(run: Path, manifold: str, arch: str) -> list[dict[str, float]]:
     """The unit's training-loss curve ``history["lid_by_sigma"]`` (empty without its metadata)."""
-    path = run / "units" / f"{manifold}__{arch}.json"
-    if not path.is_file():
-        return []
-    return json.loads(path.read_text()).get("meta", {}).get("lid_by_sigma") or []
+    meta = BenchDir(run).load_meta(manifold, arch)
+    return (meta.lid_by_sigma if meta is not None else None) or []
 
 
 def _train_lid(curve: list[dict[str, float]], sigma: float) -> float | None:

@@ -30,7 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from scorelid.bench.meter import measure
-from scorelid.bench.runner import default_train, write_results
+from scorelid.bench.models import default_train
+from scorelid.bench.store import write_results
 from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
 from scorelid.runtime.lock import exclusive_dir
 
