@@ -101,3 +101,17 @@ def test_extrapolated_exact_model_still_close(abar):
 def test_rejects_sample_prediction(abar):
     with pytest.raises(ValueError, match="prediction_type"):
         VPDenoiser(torch.nn.Linear(1, 1), abar, "sample")
+
+
+def test_top_trained_level_accepted_in_float32(abar):
+    # issue 15 item 5: the top level rounded to float32 lies a hair above the float64 table
+    _, D = _adapter(abar, "epsilon")
+    top = float(D.sigmas[-1])
+    assert float(torch.tensor(top, dtype=torch.float32)) > top  # the rounding the bug came from
+    assert D.resolve(top).timestep == pytest.approx(999, abs=1e-9)
+    t = D.timestep(torch.tensor([top], dtype=torch.float32).double())
+    assert float(t[0]) == pytest.approx(999, abs=1e-9)
+    out = D(torch.zeros(2, *SHAPE, dtype=torch.float32), torch.tensor(top, dtype=torch.float32))
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="above the largest"):
+        D.resolve(top * 1.001)

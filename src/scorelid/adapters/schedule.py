@@ -22,6 +22,9 @@ from torch import Tensor
 __all__ = ["BELOW_RANGE", "NoiseLevel", "check_below_range", "vp_sigmas"]
 
 BELOW_RANGE = ("error", "extrapolate")
+# Slack in log sigma above the largest trained level: a sigma that went through float32 (relative
+# rounding 6e-8) must still count as that level (the table is float64); anything further is refused.
+TOP_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,11 @@ def log_interp_timestep(sigma: Tensor, sigmas: Tensor, snap: bool = False) -> Te
     """
     ls = sigma.to(torch.float64).log()
     table = sigmas.to(device=ls.device, dtype=torch.float64).log()
-    if (ls > table[-1] + 1e-9).any():
+    if (ls > table[-1] + TOP_TOLERANCE).any():
         raise ValueError(
             f"sigma={float(ls.max().exp()):.4g} is above the largest trained level {math.exp(table[-1]):.4g}"
         )
+    ls = ls.clamp(max=float(table[-1]))  # the top level, rounded up in float32, is the top level
     lo = torch.searchsorted(table, ls, right=True).sub(1).clamp(0, table.numel() - 2)
     w = (ls - table[lo]) / (table[lo + 1] - table[lo])
     t = lo.to(torch.float64) + w
