@@ -96,3 +96,20 @@ def test_bad_input_one_line(tmp_path, data, capsys, setup, message):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_settings_are_a_train_config():
+    """The recipe with the flags given on top; --arch on another recipe drops its network options."""
+    from scorelid.cli import build_parser
+    from scorelid.cli.train import _settings
+    from scorelid.training.config import CPU_DIT, PAPER, QUICK
+
+    def settings(*argv):
+        return _settings(build_parser().parse_args(["train", "--data", "x.npy", "--out", "o", *argv]))
+
+    assert settings() == QUICK.replace(seed=0)
+    assert settings("--steps", "5", "--width", "8") == QUICK.replace(steps=5, width=8, seed=0)
+    assert settings("--recipe", "paper", "--arch", "dit") == PAPER["dit"].replace(seed=0)
+    dit = settings("--arch", "dit", "--hidden", "16", "--heads", "2")
+    assert dit == QUICK.replace(arch="dit", net={"hidden": 16, "heads": 2}, seed=0) and dit.c_in == "data"
+    assert settings("--recipe", "cpu-dit", "--arch", "mlp").net == {} != CPU_DIT.net

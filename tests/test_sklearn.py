@@ -129,3 +129,20 @@ def test_pipeline():
     np.testing.assert_array_equal(pipe.transform(x), out)
     assert list(pipe[-1].get_feature_names_out()) == ["lid"]
     torch.testing.assert_close(torch.tensor(pipe[-1].dimension_pw_), torch.tensor(out[:, 0]))
+
+
+def test_train_config_from_the_quick_recipe():
+    """fit trains with the quick recipe, the estimator's settings and train_options (a TrainConfig)."""
+    from scorelid.training.config import QUICK, TrainConfig
+
+    cfg, run = ScoreLID(train_steps=7, lr=0.01, random_state=3, train_options={"width": 16, "log_every": 2,
+                                                                                 "warmup": 1})._train_config()
+    assert cfg == QUICK.replace(steps=7, lr=0.01, seed=3, width=16, warmup=1) and run == {"log_every": 2}
+    # a DiT: the recipe's MLP options and c_in are dropped, its schedule is kept
+    cfg, run = ScoreLID(arch="dit", train_options={"hidden": 16, "heads": 2})._train_config()
+    assert cfg.arch == "dit" and cfg.net == {"hidden": 16, "heads": 2} and run == {}
+    assert cfg.c_in == TrainConfig().c_in and cfg.sigma_max == QUICK.sigma_max and cfg.steps == QUICK.steps
+    with pytest.raises(TypeError, match="train_options cannot set 'steps'"):
+        ScoreLID(train_options={"steps": 3})._train_config()
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['widht'\]"):
+        ScoreLID(train_options={"widht": 3})._train_config()

@@ -1,4 +1,4 @@
-"""Worker launched by tests/test_train_ddp.py under torchrun (2 gloo processes).
+"""Worker launched by tests/training/test_loop_ddp.py under torchrun (2 gloo processes).
 
 Usage: ddp_train_worker.py DATA.npy OUT_DIR FAIL_RANK FAIL_STEP PREFIX
 

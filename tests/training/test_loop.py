@@ -1,4 +1,5 @@
-"""DSM training: a tiny model recovers a sphere's dimension; resume equals an uninterrupted run."""
+"""DSM training: a tiny model recovers a sphere's dimension; resume equals an uninterrupted run;
+``config=`` trains the same model as the keywords."""
 
 import math
 
@@ -8,7 +9,9 @@ import torch
 from scorelid import estimate, load_denoiser, train_denoiser
 from scorelid.data import manifold
 from scorelid.training.checkpoint import latest_train_state
-from scorelid.training.loop import SigmaSampler, _lr_at
+from scorelid.training.config import QUICK, TrainConfig
+from scorelid.training.loop import _lr_at
+from scorelid.training.sigma_sampling import SigmaSampler
 
 TINY = {"arch": "mlp", "width": 64, "depth": 2, "batch_size": 128, "lr": 3e-3, "warmup": 30,
         "sigma_min": 0.005, "sigma_max": 0.5, "skip": "wiener", "ema_decay": 0.99, "progress": False,
@@ -94,3 +97,48 @@ def test_bad_input():
         train_denoiser(x, steps=2, progress=False, widht=3)
     with pytest.raises(ValueError, match="out_dir"):
         train_denoiser(x, steps=2, progress=False, resume=True)
+
+
+def test_config_trains_the_same_model_as_the_keywords(tmp_path):
+    """``config=TrainConfig`` and the keyword form are one code path: the same bytes on disk."""
+    x, _ = manifold("hypersphere", 200, seed=1, d=2, n=8)
+    kw = {k: v for k, v in TINY.items() if k != "progress"}
+    cfg = TrainConfig.from_kwargs(**kw, steps=20, seed=2)
+    a = train_denoiser(x, steps=20, seed=2, out_dir=tmp_path / "a", **TINY)
+    b = train_denoiser(x, config=cfg, out_dir=tmp_path / "b", progress=False)
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("a", "b")]
+    assert weights[0] == weights[1]
+    assert a.config == b.config and a.history["loss"] == b.history["loss"]
+    assert b.config["train"]["steps"] == 20 and b.config["train"]["model"] == {"width": 64, "depth": 2,
+                                                                               "gate": True, "squares": True}
+
+
+def test_config_and_setting_keywords_together_are_refused():
+    x, _ = manifold("hypersphere", 50, seed=1, d=2, n=8)
+    with pytest.raises(TypeError, match=r"config= and steps=.*config.replace\(steps=...\)"):
+        train_denoiser(x, config=QUICK, steps=5, progress=False)
+    with pytest.raises(TypeError, match="config= and width="):
+        train_denoiser(x, config=QUICK, width=8, progress=False)
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        train_denoiser(x, config=dict(QUICK.to_kwargs()), progress=False)
+
+
+def test_num_threads_restored_after_success_and_failure(tmp_path):
+    """The lock/thread wrapper is undone on any exit: threads restored, the directory's lock freed."""
+    from scorelid.runtime.lock import holds_lock
+
+    x, _ = manifold("hypersphere", 50, seed=1, d=2, n=8)
+    torch.set_num_threads(2)
+
+    def fail(step, loss):
+        assert torch.get_num_threads() == 1 and holds_lock(tmp_path / "m")
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        train_denoiser(x, steps=3, width=8, depth=1, num_threads=1, callback=fail, out_dir=tmp_path / "m",
+                       progress=False)
+    assert torch.get_num_threads() == 2 and not holds_lock(tmp_path / "m")
+    train_denoiser(x, steps=3, width=8, depth=1, num_threads=1, out_dir=tmp_path / "m", progress=False)
+    assert torch.get_num_threads() == 2 and not holds_lock(tmp_path / "m")
+    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+        train_denoiser(x, steps=3, num_threads=0, progress=False)
