@@ -14,13 +14,14 @@ Parts (all data ships with scikit-learn / scikit-image; nothing is downloaded):
    correlation, negative-FLIPD fraction, agreement with the vector-MLP estimates of the same digits.
 
 Writes ``results.json``, ``summary.csv``, ``points_digits.csv``, ``points_patches.csv``,
-``anomaly.csv``, figures ``*.png`` and ``real.md`` (a markdown section) into ``out_dir``.  Trained
-models are kept under ``out_dir/models`` and reused when the run is repeated (resume).
+``anomaly.csv``, figures ``*.png`` and ``real.md`` (a markdown section) into ``out_dir``
+(``scorelid.real.store``, which alone knows the layout; tables and figures in
+``scorelid.real.report``).  Trained models are kept under ``out_dir/models`` and reused when the
+run is repeated (resume).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -33,11 +34,11 @@ from scipy.stats import pearsonr, spearmanr
 
 from scorelid.real.anomaly import auroc, knn_lid
 from scorelid.real.datasets import digits, image_patches, noisy, occluded, png_sizes
-from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text
+from scorelid.real.report import anomaly_figure, class_figure, extremes_figure, markdown, summary_rows
+from scorelid.real.store import METHODS, RealDir
 
 __all__ = ["RealConfig", "run_real"]
 
-METHODS = ("dsm", "flipd", "mle", "twonn")
 
 
 @dataclass
@@ -74,7 +75,9 @@ def _baseline(x: np.ndarray, method: str, k: int) -> np.ndarray:
     return np.asarray(baseline_lid(torch.as_tensor(x, dtype=torch.float64), method=method, k=k), np.float64)
 
 
-def _mlp(x: np.ndarray, where: Path, cfg: RealConfig, progress: bool):
+
+def _mlp(x: np.ndarray, where: Path, cfg: RealConfig, progress: bool) -> Any:
+    """The vector MLP kept in ``where``, or trained there (``QUICK_RECIPE``, ``cfg.mlp_steps``)."""
     from scorelid import load_denoiser, train_denoiser
     from scorelid.training.loop import QUICK_RECIPE
 
@@ -100,89 +103,14 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
-    import pandas as pd
-
-    with atomic_path(path) as tmp:
-        pd.DataFrame(columns).to_csv(tmp, index=False)
-
-
-def _extremes_figure(path: Path, sets: dict[str, tuple[np.ndarray, np.ndarray]], n: int = 8) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2 * len(sets), n, figsize=(n * 0.9, 2 * len(sets) * 1.1))
-    for r, (name, (x, lid)) in enumerate(sets.items()):
-        order = np.argsort(lid)
-        for row, (label, idx) in enumerate((("lowest", order[:n]), ("highest", order[::-1][:n]))):
-            for c, i in enumerate(idx):
-                ax = axes[2 * r + row, c]
-                ax.imshow(x[i].reshape(8, 8), cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.set_title(f"{lid[i]:.1f}", fontsize=7)
-            axes[2 * r + row, 0].set_ylabel(f"{name}\n{label}", fontsize=7)
-    fig.suptitle("Lowest and highest DSM LID (title: LID)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _class_figure(path: Path, per_class: dict[str, list[float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    w = 0.8 / len(per_class)
-    for j, (m, vals) in enumerate(per_class.items()):
-        ax.bar(np.arange(10) + (j - (len(per_class) - 1) / 2) * w, vals, w, label=m)
-    ax.set_xticks(range(10))
-    ax.set_xlabel("digit")
-    ax.set_ylabel("mean LID")
-    ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _anomaly_figure(path: Path, scores: dict[str, dict[str, np.ndarray]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(scores)
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 2.6))
-    for ax, m in zip(np.atleast_1d(axes), methods, strict=True):
-        allv = np.concatenate(list(scores[m].values()))
-        allv = allv[allv > 0]  # log axis: non-positive (negative FLIPD) values are left out
-        bins = np.geomspace(np.percentile(allv, 0.5), np.percentile(allv, 99.5), 40)
-        for name, v in scores[m].items():
-            ax.hist(v, bins=bins, histtype="step", label=name)
-        ax.set_xscale("log")
-        ax.set_title(m)
-        ax.set_xlabel("LID (log scale)")
-    np.atleast_1d(axes)[0].legend(fontsize=6)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _unet_part(xtr: np.ndarray, xte: np.ndarray, mlp_dsm: np.ndarray, mlp_flipd: np.ndarray, root: Path,
+def _unet_part(xtr: np.ndarray, xte: np.ndarray, mlp_dsm: np.ndarray, mlp_flipd: np.ndarray, store: RealDir,
                cfg: RealConfig, progress: bool) -> dict[str, Any]:
     from scorelid.real.unet_digits import load_digits_unet, train_digits_unet
 
     out: dict[str, Any] = {}
     imgs = torch.as_tensor(xte).reshape(-1, 1, 8, 8)
     for pt in ("epsilon", "v_prediction"):
-        where = root / "models" / f"unet_{pt}"
+        where = store.unet_dir(pt)
         info: dict[str, Any] = {}
         if not (where / "model_index.json").is_file():
             info = train_digits_unet(xtr, where, pt, steps=cfg.unet_steps, channels=cfg.unet_channels,
@@ -220,12 +148,23 @@ def run_real(out_dir: str | os.PathLike, full: bool = False, config: RealConfig 
     cfg = config or (RealConfig.full() if full else RealConfig())
     if not cfg.sigma > 0:
         raise ValueError(f"sigma must be > 0, got {cfg.sigma}")
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    store = RealDir(Path(out_dir))
+    store.root.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     res: dict[str, Any] = {"config": asdict(cfg), "torch_threads": torch.get_num_threads()}
+    xtr, ytr, xte, ptr, pte = _data(cfg)
+    digits_model = _per_point_part(res, store, xtr, ytr, ptr, cfg, progress)
+    scores = _anomaly_part(res, store, digits_model, xtr, xte, pte, cfg, progress)
+    if unet:
+        _unet_results(res, store, xtr, xte, scores, cfg, progress)
+    res["seconds"] = time.time() - t_start
+    store.write_results(res, summary_rows(res), markdown(res))
+    return res
 
-    # ---- data
+
+def _data(cfg: RealConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training digits ``[M, 64]`` and their labels ``[M]``, held-out digits ``[n_test, 64]``,
+    training patches ``[n_patches, 64]`` and held-out patches ``[n_ood, 64]`` (pixels in [0, 1])."""
     xtr, ytr, xte, _ = digits(cfg.n_test, seed=cfg.seed)
     if cfg.n_digits is not None:
         if not 2 * cfg.k < cfg.n_digits <= len(xtr):
@@ -234,43 +173,62 @@ def run_real(out_dir: str | os.PathLike, full: bool = False, config: RealConfig 
     if not 2 * cfg.k < cfg.n_patches or cfg.n_ood < 1:
         raise ValueError(f"need n_patches > {2 * cfg.k} and n_ood >= 1, got {cfg.n_patches}, {cfg.n_ood}")
     pall, _ = image_patches(cfg.n_patches + cfg.n_ood, seed=cfg.seed)
-    ptr, pte = pall[:cfg.n_patches], pall[cfg.n_patches:]
+    return xtr, ytr, xte, pall[:cfg.n_patches], pall[cfg.n_patches:]
 
-    # ---- per-point LID of digits and patches (in-sample, each with its own model)
-    lids: dict[str, dict[str, np.ndarray]] = {}
-    models = {}
+
+def _in_sample(name: str, x: np.ndarray, store: RealDir, cfg: RealConfig,
+               progress: bool) -> tuple[Any, dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """The MLP of ``x [N, 64]`` (trained or reloaded), in-sample LIDs ``{method: [N]}``, PNG sizes
+    ``[N]`` (bytes) and the part's results."""
+    t0 = time.time()
+    D = _mlp(x, store.mlp_dir(name), cfg, progress)
+    lids = {"dsm": _lid(D, x, "dsm", cfg, progress), "flipd": _lid(D, x, "flipd", cfg, progress)}
+    for m in ("mle", "twonn"):
+        lids[m] = _baseline(x, m, cfg.k)
+    png = png_sizes(x)
+    part = {
+        "n": len(x), "seconds": time.time() - t0,
+        "mean_lid": {m: float(v.mean()) for m, v in lids.items()},
+        "spearman_png": {m: _spearman(v, png) for m, v in lids.items()},
+        "negative_flipd_fraction": float((lids["flipd"] < 0).mean()),
+        "png_bytes_mean": float(png.mean()),
+    }
+    return D, lids, png, part
+
+
+def _per_class(lids: dict[str, np.ndarray], xtr: np.ndarray, ytr: np.ndarray) -> dict[str, Any]:
+    """Per digit class: mean LID of each method, and Spearman(LID, PNG size) averaged over classes."""
+    return {
+        "per_class_mean_lid": {m: [float(lids[m][ytr == c].mean()) for c in range(10)] for m in METHODS},
+        "spearman_png_within_class_mean": {
+            m: float(np.mean([_spearman(lids[m][ytr == c], png_sizes(xtr[ytr == c])) for c in range(10)]))
+            for m in METHODS
+        },
+    }
+
+
+def _per_point_part(res: dict[str, Any], store: RealDir, xtr: np.ndarray, ytr: np.ndarray, ptr: np.ndarray,
+                    cfg: RealConfig, progress: bool) -> Any:
+    """Part 1 (into ``res``, per-point files, figures): in-sample LID of digits and patches, each
+    with its own model; returns the digits model."""
+    models, lids = {}, {}
     for name, x in (("digits", xtr), ("patches", ptr)):
-        t0 = time.time()
-        D = _mlp(x, root / "models" / f"mlp_{name}", cfg, progress)
-        models[name] = D
-        lids[name] = {"dsm": _lid(D, x, "dsm", cfg, progress), "flipd": _lid(D, x, "flipd", cfg, progress)}
-        for m in ("mle", "twonn"):
-            lids[name][m] = _baseline(x, m, cfg.k)
-        png = png_sizes(x)
-        res[name] = {
-            "n": len(x), "seconds": time.time() - t0,
-            "mean_lid": {m: float(v.mean()) for m, v in lids[name].items()},
-            "spearman_png": {m: _spearman(v, png) for m, v in lids[name].items()},
-            "negative_flipd_fraction": float((lids[name]["flipd"] < 0).mean()),
-            "png_bytes_mean": float(png.mean()),
-        }
+        models[name], lids[name], png, res[name] = _in_sample(name, x, store, cfg, progress)
         cols = {"png_bytes": png, **{m: lids[name][m] for m in METHODS}}
         if name == "digits":
             cols = {"label": ytr, **cols}
-        _write_csv(root / f"points_{name}.csv", cols)
-    res["digits"]["per_class_mean_lid"] = {
-        m: [float(lids["digits"][m][ytr == c].mean()) for c in range(10)] for m in METHODS
-    }
-    res["digits"]["spearman_png_within_class_mean"] = {
-        m: float(np.mean([_spearman(lids["digits"][m][ytr == c], png_sizes(xtr[ytr == c]))
-                          for c in range(10)]))
-        for m in METHODS
-    }
-    _extremes_figure(root / "extremes.png",
-                     {n: (x, lids[n]["dsm"]) for n, x in (("digits", xtr), ("patches", ptr))})
-    _class_figure(root / "digits_per_class.png", res["digits"]["per_class_mean_lid"])
+        store.write_points(name, cols)
+    res["digits"].update(_per_class(lids["digits"], xtr, ytr))
+    extremes_figure(store.figure("extremes.png"),
+                    {n: (x, lids[n]["dsm"]) for n, x in (("digits", xtr), ("patches", ptr))})
+    class_figure(store.figure("digits_per_class.png"), res["digits"]["per_class_mean_lid"])
+    return models["digits"]
 
-    # ---- anomaly detection with the digits model
+
+def _anomaly_part(res: dict[str, Any], store: RealDir, D: Any, xtr: np.ndarray, xte: np.ndarray,
+                  pte: np.ndarray, cfg: RealConfig, progress: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Part 2 (into ``res``, ``anomaly.csv``, figure): the digits model's LID as an anomaly score;
+    returns the scores ``{method: {set: [N_set]}}``."""
     t0 = time.time()
     ood = {
         "patches": pte,
@@ -281,7 +239,7 @@ def run_real(out_dir: str | os.PathLike, full: bool = False, config: RealConfig 
     scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in METHODS}
     for name, x in sets.items():
         for m in ("dsm", "flipd"):
-            scores[m][name] = _lid(models["digits"], x, m, cfg, progress)
+            scores[m][name] = _lid(D, x, m, cfg, progress)
         for m in ("mle", "twonn"):
             scores[m][name] = knn_lid(x, xtr, m, cfg.k)
     res["anomaly"] = {
@@ -289,90 +247,17 @@ def run_real(out_dir: str | os.PathLike, full: bool = False, config: RealConfig 
         "mean_lid": {s: {m: float(scores[m][s].mean()) for m in METHODS} for s in sets},
         "seconds": time.time() - t0,
     }
-    _anomaly_figure(root / "anomaly.png", scores)
-    rows = [(s, m, float(v)) for m in METHODS for s in sets for v in scores[m][s]]
-    _write_csv(root / "anomaly.csv", {"set": [r[0] for r in rows], "method": [r[1] for r in rows],
-                                      "lid": [r[2] for r in rows]})
-
-    # ---- trained diffusers UNet through the VP adapter
-    if unet:
-        mlp_dsm = scores["dsm"]["digits (held out)"]
-        mlp_flipd = scores["flipd"]["digits (held out)"]
-        u = _unet_part(xtr, xte, mlp_dsm, mlp_flipd, root, cfg, progress)
-        res["unet"] = {pt: {k: v for k, v in d.items() if k not in ("dsm", "flipd")} for pt, d in u.items()}
-        per_unet = {f"{pt}_{m}": u[pt][m] for pt in u for m in ("dsm", "flipd")}
-        _write_csv(root / "points_unet.csv", {"mlp_dsm": mlp_dsm, "mlp_flipd": mlp_flipd, **per_unet})
-
-    res["seconds"] = time.time() - t_start
-    atomic_write_json(root / "results.json", res)
-    _write_csv(root / "summary.csv", _summary_rows(res))
-    atomic_write_text(root / "real.md", markdown(res))
-    return res
+    anomaly_figure(store.figure("anomaly.png"), scores)
+    store.write_anomaly([(s, m, float(v)) for m in METHODS for s in sets for v in scores[m][s]])
+    return scores
 
 
-def _summary_rows(res: dict[str, Any]) -> dict[str, list]:
-    rows: list[tuple[str, str, str, float]] = []
-    for name in ("digits", "patches"):
-        for m in METHODS:
-            rows.append((name, m, "mean_lid", res[name]["mean_lid"][m]))
-            rows.append((name, m, "spearman_png", res[name]["spearman_png"][m]))
-    for o, d in res["anomaly"]["auroc"].items():
-        for m, v in d.items():
-            rows.append((f"anomaly:{o}", m, "auroc", v))
-    for pt, d in res.get("unet", {}).items():
-        for key in ("dsm_flipd_pearson", "negative_flipd_fraction", "spearman_vs_mlp_dsm"):
-            rows.append((f"unet:{pt}", "dsm/flipd", key, d[key]))
-    return {"part": [r[0] for r in rows], "method": [r[1] for r in rows], "metric": [r[2] for r in rows],
-            "value": [r[3] for r in rows]}
-
-
-def markdown(res: dict[str, Any]) -> str:
-    """The benchmark's results as a markdown section (tables; figures referenced by file name)."""
-    c = res["config"]
-    L = ["## Real data: digits and natural-image patches", "",
-         f"sigma = {c['sigma']} (pixels in [0, 1]), DSM with {c['n_noise']} noise draws, FLIPD exact trace, "
-         f"k-NN baselines with k = {c['k']}; MLP trained {c['mlp_steps']} steps; total "
-         f"{res['seconds']:.0f} s with {res['torch_threads']} torch threads.", "",
-         "| data | n | " + " | ".join(f"mean LID {m}" for m in METHODS) + " | "
-         + " | ".join(f"Spearman(LID, PNG) {m}" for m in METHODS) + " |",
-         "|---|---|" + "---|" * (2 * len(METHODS))]
-    for name in ("digits", "patches"):
-        d = res[name]
-        L.append(f"| {name} | {d['n']} | " + " | ".join(f"{d['mean_lid'][m]:.2f}" for m in METHODS) + " | "
-                 + " | ".join(f"{d['spearman_png'][m]:+.3f}" for m in METHODS) + " |")
-    L += ["", "Within-class Spearman(LID, PNG size) of digits, averaged over the 10 classes: "
-          + ", ".join(f"{m} {v:+.3f}" for m, v in res["digits"]["spearman_png_within_class_mean"].items())
-          + ".",
-          "", "Per-class mean LID of digits (`digits_per_class.png`):", "",
-          "| method | " + " | ".join(str(i) for i in range(10)) + " |", "|---|" + "---|" * 10]
-    for m, vals in res["digits"]["per_class_mean_lid"].items():
-        L.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-    L += ["", "Lowest / highest DSM-LID examples: `extremes.png`.", "",
-          "### Anomaly detection (digits model; AUROC of LID, higher LID = OOD)", "",
-          "| OOD set | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
-    for o, d in res["anomaly"]["auroc"].items():
-        L.append(f"| {o} | " + " | ".join(f"{d[m]:.3f}" for m in METHODS) + " |")
-    L += ["", "Mean LID per set:", "", "| set | " + " | ".join(METHODS) + " |",
-          "|---|" + "---|" * len(METHODS)]
-    for s, d in res["anomaly"]["mean_lid"].items():
-        L.append(f"| {s} | " + " | ".join(f"{d[m]:.2f}" for m in METHODS) + " |")
-    if "unet" in res:
-        L += ["", f"### Trained diffusers UNet2DModel on digits ({c['unet_steps']} steps, channels "
-              f"{tuple(c['unet_channels'])}), held-out digits through VPDenoiser", "",
-              "| prediction | DSM mean | FLIPD mean | Pearson(DSM, FLIPD) | Spearman(DSM, FLIPD) | "
-              "negative FLIPD | Spearman vs MLP DSM | Spearman vs MLP FLIPD | train s |",
-              "|---|---|---|---|---|---|---|---|---|"]
-        for pt, d in res["unet"].items():
-            ts = "resumed" if d["train_seconds"] is None else f"{d['train_seconds']:.0f}"
-            L.append(f"| {pt} | {d['dsm_mean']:.2f} | {d['flipd_mean']:.2f} | {d['dsm_flipd_pearson']:.3f} | "
-                     f"{d['dsm_flipd_spearman']:.3f} | {d['negative_flipd_fraction']:.3f} | "
-                     f"{d['spearman_vs_mlp_dsm']:.3f} | {d['spearman_vs_mlp_flipd']:.3f} | {ts} |")
-    return "\n".join(L) + "\n"
-
-
-def load_results(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """``results.json`` of a finished run (``FileNotFoundError`` if absent)."""
-    p = Path(out_dir) / "results.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"no real-data results at {p}")
-    return json.loads(p.read_text(encoding="utf-8"))
+def _unet_results(res: dict[str, Any], store: RealDir, xtr: np.ndarray, xte: np.ndarray,
+                  scores: dict[str, dict[str, np.ndarray]], cfg: RealConfig, progress: bool) -> None:
+    """Part 3 (into ``res`` and ``points_unet.csv``): the trained diffusers UNets beside the MLP."""
+    mlp_dsm = scores["dsm"]["digits (held out)"]
+    mlp_flipd = scores["flipd"]["digits (held out)"]
+    u = _unet_part(xtr, xte, mlp_dsm, mlp_flipd, store, cfg, progress)
+    res["unet"] = {pt: {k: v for k, v in d.items() if k not in ("dsm", "flipd")} for pt, d in u.items()}
+    per_unet = {f"{pt}_{m}": u[pt][m] for pt in u for m in ("dsm", "flipd")}
+    store.write_points("unet", {"mlp_dsm": mlp_dsm, "mlp_flipd": mlp_flipd, **per_unet})
