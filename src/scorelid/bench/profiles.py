@@ -52,7 +52,7 @@ class Profile:
         archs: architectures to train (``"mlp"``, ``"dit"``).
         recipes: ``{arch: train_denoiser keyword arguments}``.
         sigmas: estimation noise levels for DSM and FLIPD (VE scale).
-        methods: row builders to run per model (``scorelid.bench.runner.ROW_BUILDERS``).
+        methods: row builders to run per model (``scorelid.bench.rows.ROW_BUILDERS``).
         bundle_sigmas: noise levels of the error and normal bundles.
         dsm_noise: noise draws per point for DSM.
         flipd_exact_max_n: exact Jacobian trace up to this ambient dimension, Hutchinson above.
