@@ -71,5 +71,9 @@ def test_missing_parts_named(tmp_path):
     idx = json.loads((model / "model_index.json").read_text())
     idx.pop("unet")
     (model / "model_index.json").write_text(json.dumps(idx))
-    with pytest.raises(ValueError, match="neither a 'unet' nor a 'transformer'"):
+    with pytest.raises(ValueError, match="does not list its 'unet' component"):
+        load_model(model, cache_dir=tmp_path / "c")
+    idx["_class_name"] = "KandinskyPipeline"
+    (model / "model_index.json").write_text(json.dumps(idx))
+    with pytest.raises(ValueError, match="unknown model family 'KandinskyPipeline'"):
         load_model(model, cache_dir=tmp_path / "c")
