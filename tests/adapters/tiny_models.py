@@ -16,7 +16,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["IMAGE_SIZE", "build_sd2", "build_sd3", "cached", "clip_tokenizer", "t5_tokenizer", "write_images"]
+__all__ = [
+    "IMAGE_SIZE", "build_ddpm", "build_flux", "build_pixart", "build_sd2", "build_sd3", "build_sdxl",
+    "cached",
+    "clip_tokenizer", "t5_tokenizer", "write_images",
+]
 
 IMAGE_SIZE = 16  # pixels; latents are IMAGE_SIZE // 2
 
@@ -142,15 +146,103 @@ def build_sd3(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def _t5(vocab: int, d_model: int = 32):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(
+        vocab_size=vocab, d_model=d_model, d_ff=64, d_kv=8, num_layers=1, num_heads=2,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    ))
+
+
+def build_sdxl(root: Path, seed: int = 0) -> Path:
+    """A tiny SDXL pipeline: two CLIP encoders, text_time micro-conditioning, Euler scheduler."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    tok, vocab = clip_tokenizer(root.parent / f"{root.name}-tok")
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 2, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        attention_head_dim=4, norm_num_groups=4, addition_embed_type="text_time",
+        addition_time_embed_dim=4, projection_class_embeddings_input_dim=4 * 6 + 16,
+    )
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(4, sd3=False), text_encoder=_clip(vocab, 16, False), tokenizer=tok,
+        text_encoder_2=_clip(vocab, 16, True), tokenizer_2=tok, unet=unet, scheduler=sched,
+    )
+    pipe.save_pretrained(str(root))
+    return root
+
+
+def build_ddpm(root: Path, seed: int = 0) -> Path:
+    """A tiny pixel-space DDPM (UNet2DModel on 8 x 8 RGB images, linear betas, clip_sample on)."""
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(
+        sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4, attention_head_dim=4,
+    )
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(str(root))
+    return root
+
+
+def build_pixart(root: Path, seed: int = 0) -> Path:
+    """A tiny PixArt-alpha pipeline: learned-sigma transformer (2C outputs), T5, DPM-Solver scheduler."""
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+
+    torch.manual_seed(seed)
+    tok, vocab = t5_tokenizer(root.parent / f"{root.name}-tok")
+    transformer = PixArtTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
+        sample_size=IMAGE_SIZE // 2, patch_size=2, cross_attention_dim=16, caption_channels=32,
+        norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6,
+    )
+    sched = DPMSolverMultistepScheduler(beta_start=0.0001, beta_end=0.02, beta_schedule="linear")
+    pipe = PixArtAlphaPipeline(tokenizer=tok, text_encoder=_t5(vocab), vae=_vae(4, sd3=False),
+                               transformer=transformer, scheduler=sched)
+    pipe.save_pretrained(str(root))
+    return root
+
+
+def build_flux(root: Path, seed: int = 0, guidance_embeds: bool = False) -> Path:
+    """A tiny FLUX.1-schnell-like pipeline (4 latent channels packed into 16 per token)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    tok, vocab = clip_tokenizer(root.parent / f"{root.name}-tok")
+    tok2, vocab2 = t5_tokenizer(root.parent / f"{root.name}-tok2")
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16,
+        guidance_embeds=guidance_embeds, axes_dims_rope=(4, 6, 6),
+    )
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=_vae(4, sd3=True),
+        text_encoder=_clip(vocab, 16, False), tokenizer=tok, text_encoder_2=_t5(vocab2), tokenizer_2=tok2,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(root))
+    return root
+
+
 _BUILDERS = {
     "sd2-eps": lambda root: build_sd2(root, "epsilon"),
     "sd2-v": lambda root: build_sd2(root, "v_prediction"),
     "sd3": build_sd3,
+    "sdxl": build_sdxl,
+    "ddpm": build_ddpm,
+    "pixart": build_pixart,
+    "flux": build_flux,
 }
 
 
 def cached(kind: str) -> Path:
-    """The tiny pipeline ``kind`` (``sd2-eps``, ``sd2-v``, ``sd3``), built once per test process."""
+    """The tiny pipeline ``kind`` (a key of ``_BUILDERS``), built once per test process."""
     root = Path(tempfile.gettempdir()) / f"scorelid-tiny-{os.getpid()}"
     d = root / kind
     if not (d / "model_index.json").is_file():
