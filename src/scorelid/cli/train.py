@@ -134,22 +134,23 @@ def lid_by_sigma_csv(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    from scorelid.runtime.distributed import init_distributed
-    from scorelid.training.checkpoint import latest_train_state, load_train_state
-    from scorelid.training.loop import train_denoiser
-
-    x = load_points(args.data)
+def _training_points(path: str):
+    """The points of ``--data``: vectors ``[N, n]``, finite, at least 2 (else ``ValueError``)."""
+    x = load_points(path)
     if x.ndim != 2:
-        raise ValueError(f"{args.data}: training needs vectors [N, n], got shape {x.shape}")
-    check_finite(x, args.data)
+        raise ValueError(f"{path}: training needs vectors [N, n], got shape {x.shape}")
+    check_finite(x, path)
     if x.shape[0] < 2:
-        raise ValueError(f"{args.data}: training needs at least 2 points, got {x.shape[0]}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+        raise ValueError(f"{path}: training needs at least 2 points, got {x.shape[0]}")
+    return x
+
+
+def _resume_from(out: Path, args: argparse.Namespace, finished: bool) -> bool:
+    """Whether to resume from ``out``'s checkpoint (an unfinished run, or ``--resume``); refuses a
+    finished model without ``--force``/``--resume`` and a damaged checkpoint without ``--force``."""
+    from scorelid.training.checkpoint import latest_train_state, load_train_state
+
     force = getattr(args, "force", False)
-    finished = (out / "model.safetensors").is_file()
     if finished and not (force or args.resume):
         raise FileExistsError(f"{out} already holds a finished model; pass --force to retrain it "
                               "(or --resume to reload it)")
@@ -165,6 +166,20 @@ def run(args: argparse.Namespace) -> int:
     if finished and not force and not resume:
         raise FileExistsError(f"{out} holds a finished model but no training checkpoint to reload; "
                               "pass --force to retrain it")
+    return resume
+
+
+def run(args: argparse.Namespace) -> int:
+    from scorelid.runtime.distributed import init_distributed
+    from scorelid.training.loop import train_denoiser
+
+    x = _training_points(args.data)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    force = getattr(args, "force", False)
+    finished = (out / "model.safetensors").is_file()
+    resume = _resume_from(out, args, finished)
     config = _settings(args)
     info = init_distributed(args.device)
     if config.batch_size % info.world_size:
