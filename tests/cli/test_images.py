@@ -42,3 +42,29 @@ def test_images_errors_are_one_line(tmp_path, capsys):
     assert rc == 2 and last.startswith("scorelid images: error:") and "below the smallest noise level" in last
     assert main([*args, "--model", str(cached("sd2-eps")), "--methods", "dsm,bogus"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["sdxl", "ddpm", "pixart", "flux", "sd3"])
+def test_images_each_family_with_prompt_and_captions(kind, tmp_path):
+    paths = write_images(tmp_path / "im", 2)
+    base = ["images", "--model", str(cached(kind)), "--images", str(tmp_path / "im"), "--methods", "dsm",
+            "--sigma", "0.5", "--n-noise", "2", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    if kind == "flux":
+        base += ["--image-size", "16"]
+    uncond = kind == "ddpm"
+    out1 = tmp_path / "a.csv"
+    assert main([*base, "--out", str(out1), *([] if uncond else ["--prompt", "a red cat"])]) == 0
+    df = pd.read_csv(out1, keep_default_na=False)
+    assert len(df) == 2 and set(df["family"]) == {kind} and df["lid"].astype(float).notna().all()
+    assert set(df["prompt"]) == {"" if uncond else "a red cat"}
+    if uncond:
+        assert main([*base, "--out", str(tmp_path / "b.csv"), "--prompt", "x"]) == 2  # unconditional
+        return
+    caps = tmp_path / "caps.csv"
+    pd.DataFrame({"path": [p.name for p in paths], "caption": ["a red cat", "a blue dog"]}).to_csv(caps)
+    out2 = tmp_path / "b.parquet"
+    assert main([*base, "--out", str(out2), "--captions", str(caps)]) == 0
+    df2 = pd.read_parquet(out2)
+    assert list(df2["prompt"]) == ["a red cat", "a blue dog"]
+    # the image captioned like --prompt gets the same number; the other prompt changes it
+    assert df2["lid"].iloc[0] == pytest.approx(float(df["lid"].iloc[0]), rel=1e-5)

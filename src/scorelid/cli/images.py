@@ -1,4 +1,7 @@
-"""``scorelid images``: per-image LID of a folder of images under a local diffusers model.
+"""``scorelid images``: per-image LID of a folder of images under a diffusers model (directory or hub id).
+
+Conditioning: ``--prompt TEXT`` for all images or ``--captions FILE`` for one per image (the empty
+prompt by default); recorded in every row.  No classifier-free guidance is used.
 
     scorelid images --model DIR --images DIR_OR_GLOB --methods dsm,flipd --sigma 0.05 --out lid.parquet
 
@@ -33,7 +36,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="VAE-encode images and estimate the LID of each latent with DSM, FLIPD, ... "
         "Sigma is on the variance-exploding scale for every model.  Resumes an interrupted run.",
     )
-    p.add_argument("--model", required=True, help="local diffusers directory (SD 1.x/2.x or SD3/3.5)")
+    p.add_argument("--model", required=True,
+                   help="local diffusers directory or hub id org/name (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1, "
+                   "PixArt, pixel-space DDPM/DDIM); hub ids resolve through the Hugging Face cache")
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) of a hub id")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--prompt", default="", help="conditioning prompt for every image (default: empty)")
+    cond.add_argument("--captions", default=None,
+                      help="csv/parquet with each image's path and caption (columns path, caption)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="FLUX.1-dev-like models (guidance_embeds): guidance value fed to the network "
+                   "(default 3.5); not classifier-free guidance")
+    p.add_argument("--image-size", type=int, default=None, help="pixels per side (default: the model's)")
     p.add_argument("--images", required=True, help="folder of images (recursive) or a glob pattern")
     p.add_argument("--out", required=True, help="result table, .parquet or .csv")
     p.add_argument("--methods", default="dsm,flipd", help="comma-separated: dsm, flipd, ism, ...")
@@ -55,7 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="sigma below the smallest trained level: refuse, or extrapolate the timestep")
     p.add_argument("--snap", action="store_true",
                    help="VP models: use the nearest trained timestep (and its sigma), not interpolation")
-    p.add_argument("--cache-dir", default=None, help="where the empty-prompt conditioning is cached")
+    p.add_argument("--cache-dir", default=None, help="where encoded prompts are cached")
     add_force(p)
     p.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # old name
     p.add_argument("--no-progress", action="store_true")
@@ -66,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from scorelid.adapters import load_model
     from scorelid.estimators import METHODS
-    from scorelid.images.run import ImageRun, find_images, run_images
+    from scorelid.images.run import ImageRun, find_images, read_captions, run_images
     from scorelid.runtime.distributed import all_ok, init_distributed
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -83,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     )
     refuse_overwrite(args.out, args.force)  # before loading anything (every rank sees the same file)
     paths = find_images(args.images)
+    prompts = read_captions(args.captions, paths) if args.captions else args.prompt
+    first = prompts if isinstance(prompts, str) else (prompts[0] if prompts else "")
     info = init_distributed(args.device)
     model, error = None, None
     for loading_ranks in ((0,), range(1, info.world_size)):  # rank 0 first: it fills the cache
@@ -91,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 model = load_model(
                     args.model, dtype=args.dtype, quant=args.quant, device=info.device,
                     cache_dir=args.cache_dir, below_range=args.below_range, snap=args.snap,
+                    prompt=first, revision=args.revision, guidance=args.guidance, image_size=args.image_size,
                 )
         except Exception as exc:  # reported to every rank
             error = exc
@@ -102,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"sigma={s:g}: sigma_used={lvl.sigma_used:.6g} timestep={lvl.timestep:.4f}{note}",
                   file=sys.stderr)
     df = run_images(model, paths, args.out, settings, force=args.force, progress=not args.no_progress,
-                    info=info)
+                    info=info, prompts=prompts)
     if df is not None:  # rank 0
         n = df["path"].nunique() if len(df) else 0
         print(f"wrote {len(df)} rows for {n} images to {args.out}")

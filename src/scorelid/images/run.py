@@ -46,12 +46,14 @@ from scorelid.runtime.distributed import DistInfo, all_ok
 from scorelid.runtime.io import atomic_path, atomic_write_json, atomic_write_text, refuse_overwrite
 from scorelid.runtime.resume import claim
 
-__all__ = ["COLUMNS", "IMAGE_SUFFIXES", "ImageRun", "find_images", "load_image", "run_images"]
+__all__ = [
+    "COLUMNS", "IMAGE_SUFFIXES", "ImageRun", "find_images", "load_image", "read_captions", "run_images",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm")
 COLUMNS = [
     "path", "index", "method", "sigma", "sigma_used", "timestep", "lid", "dtype", "quant",
-    "n_noise", "trace", "seconds_per_image", "peak_mem_mib",
+    "n_noise", "trace", "seconds_per_image", "peak_mem_mib", "family", "prompt", "guidance",
 ]
 
 
@@ -129,9 +131,48 @@ def _partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _settings(model, run: ImageRun, paths: list[Path]) -> dict:
+def read_captions(file: str | os.PathLike, paths: Sequence[Path]) -> list[str]:
+    """The caption of each image in ``paths`` from a csv/parquet ``file`` with columns path and caption.
+
+    The path column (``path``, ``image``, ``file`` or ``file_name``) may hold the full path, a path
+    relative to the captions file, or a file name (when unique); the caption column is ``caption``,
+    ``text`` or ``prompt``.  Every image must have a caption.
+    """
+    import pandas as pd
+
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"captions file not found: {file}")
+    parquet = file.suffix.lower() == ".parquet"
+    df = pd.read_parquet(file) if parquet else pd.read_csv(file, keep_default_na=False, dtype=str)
+    pcol = next((c for c in ("path", "image", "file", "file_name") if c in df.columns), None)
+    ccol = next((c for c in ("caption", "text", "prompt") if c in df.columns), None)
+    if pcol is None or ccol is None:
+        raise ValueError(f"{file}: needs a path column (path/image/file/file_name) and a caption column "
+                         f"(caption/text/prompt); found {list(df.columns)}")
+    by_path, by_name = {}, {}
+    for p, c in zip(df[pcol].astype(str), df[ccol].fillna("").astype(str), strict=True):
+        q = Path(p) if Path(p).is_absolute() else file.parent / p
+        by_path[os.path.normpath(q.resolve())] = c
+        by_name.setdefault(Path(p).name, []).append(c)
+    out = []
+    for path in paths:
+        key = os.path.normpath(Path(path).resolve())
+        if key in by_path:
+            out.append(by_path[key])
+        elif len(by_name.get(Path(path).name, [])) == 1:
+            out.append(by_name[Path(path).name][0])
+        else:
+            raise ValueError(f"{file}: no caption for image {path}")
+    return out
+
+
+def _settings(model, run: ImageRun, paths: list[Path], prompts: list[str]) -> dict:
     names = "\n".join(str(p) for p in paths).encode()
     return {
+        "conditioning_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(),
+        "prompt": prompts[0] if len(set(prompts)) == 1 else None,
+        "guidance": getattr(model, "guidance", None), "revision": getattr(model, "revision", None),
         "model": str(Path(model.path).resolve()), "family": model.family, "dtype": model.dtype,
         "quant": model.quant, "image_size": model.image_size, "methods": run.methods,
         "sigmas": run.sigmas, "n_noise": run.n_noise, "seed": run.seed, "trace": run.trace,
@@ -172,6 +213,7 @@ def run_images(
     progress: bool = True,
     log=None,
     info: DistInfo | None = None,
+    prompts: str | Sequence[str] = "",
 ):
     """Per-image LID of ``images`` under ``model`` (a ``LoadedModel``); returns the result table.
 
@@ -185,6 +227,9 @@ def run_images(
             with the same settings is always resumed.
         info: this process's place among torchrun's processes (default: a single process); every
             rank must call ``run_images`` with the same arguments.
+        prompts: the conditioning prompt of every image (one string) or of each image (a list
+            aligned with the sorted images; see :func:`read_captions`).  No classifier-free
+            guidance: the network is conditioned on the prompt alone.  Recorded per row.
 
     Returns:
         The table (a ``pandas.DataFrame``) on rank 0, ``None`` on the other ranks.
@@ -196,12 +241,15 @@ def run_images(
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ValueError(f"output must end in .parquet or .csv, got {out.name}")
     paths = list(images) if isinstance(images, list | tuple) else find_images(images)
+    prompts = [prompts] * len(paths) if isinstance(prompts, str) else [str(p) for p in prompts]
+    if len(prompts) != len(paths):
+        raise ValueError(f"{len(prompts)} prompts for {len(paths)} images")
     levels = {s: model.denoiser.resolve(s) for s in run.sigmas}  # raises for out-of-range sigma
     partial = _partial_dir(out)
     error: BaseException | None = None
     try:
         if info.is_main:
-            _prepare(out, partial, _settings(model, run, paths), force)
+            _prepare(out, partial, _settings(model, run, paths, prompts), force)
     except Exception as exc:  # reported to every rank
         error = exc
     all_ok(info, error)
@@ -221,7 +269,7 @@ def run_images(
     try:
         with bar:
             for batch in todo:
-                rows, skipped = _run_batch(model, paths, batch, run, levels, device, log)
+                rows, skipped = _run_batch(model, paths, prompts, batch, run, levels, device, log)
                 tag = f"{batch[0]:08d}-{batch[-1]:08d}"
                 if skipped:
                     atomic_write_json(partial / f"skipped-{tag}.json", skipped)
@@ -254,7 +302,7 @@ def _write_chunk(path: Path, rows: list[list]) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def _run_batch(model, paths, batch, run, levels, device, log):
+def _run_batch(model, paths, prompts, batch, run, levels, device, log):
     imgs, keep, skipped = [], [], {}
     for i in batch:
         try:
@@ -267,26 +315,38 @@ def _run_batch(model, paths, batch, run, levels, device, log):
     if not keep:
         return rows, skipped
     latents = model.codec.encode(torch.stack(imgs))
-    idx = torch.tensor(keep)
-    for sigma, level in levels.items():
-        for method in run.methods:
-            _peak_reset(device)
-            t0 = time.perf_counter()
-            lid = estimate(
-                model.denoiser, latents, method, level.sigma_used, n_noise=run.n_noise,
-                seed=run.seed, batch_size=run.max_rows, indices=idx, **run.options(method),
-            )
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            sec = (time.perf_counter() - t0) / len(keep)
-            peak = _peak_mib(device)
-            trace = run.trace if method in ("flipd", "ism") else ""
-            for j, i in enumerate(keep):
-                rows.append([
-                    str(paths[i]), i, method, sigma, level.sigma_used, level.timestep,
-                    float(lid[j]), model.dtype, model.quant, run.n_noise if method != "flipd" else 0,
-                    trace, sec, peak,
-                ])
+    guidance = getattr(model, "guidance", None)
+    guidance = float("nan") if guidance is None else float(guidance)
+    # images of one prompt share a conditioning; noise depends on (seed, index) only, so grouping
+    # does not change any image's result
+    groups: dict[str, list[int]] = {}
+    for j, i in enumerate(keep):
+        groups.setdefault(prompts[i], []).append(j)
+    for prompt, js in groups.items():
+        if hasattr(model, "use_prompt"):
+            model.use_prompt(prompt)
+        sel = torch.tensor(js)
+        idx = torch.tensor([keep[j] for j in js])
+        for sigma, level in levels.items():
+            for method in run.methods:
+                _peak_reset(device)
+                t0 = time.perf_counter()
+                lid = estimate(
+                    model.denoiser, latents[sel], method, level.sigma_used, n_noise=run.n_noise,
+                    seed=run.seed, batch_size=run.max_rows, indices=idx, **run.options(method),
+                )
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                sec = (time.perf_counter() - t0) / len(js)
+                peak = _peak_mib(device)
+                trace = run.trace if method in ("flipd", "ism") else ""
+                for k, j in enumerate(js):
+                    i = keep[j]
+                    rows.append([
+                        str(paths[i]), i, method, sigma, level.sigma_used, level.timestep,
+                        float(lid[k]), model.dtype, model.quant, run.n_noise if method != "flipd" else 0,
+                        trace, sec, peak, model.family, prompt, guidance,
+                    ])
     return rows, skipped
 
 
@@ -298,6 +358,7 @@ def _finish(out: Path, partial: Path, log):
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     df["trace"] = df["trace"].fillna("").astype(str)
+    df["prompt"] = df["prompt"].fillna("").astype(str)
     df = df.sort_values(["index", "sigma", "method"], kind="stable").reset_index(drop=True)
     skipped: dict[str, str] = {}
     for f in sorted(partial.glob("skipped-*.json")):
