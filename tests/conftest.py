@@ -10,7 +10,7 @@ import torch
 
 #: Tests marked ``slow`` here, by function name (so the rule survives moving a test to another file):
 #: the torchrun runs (2 gloo processes each), the kill-and-resume runs (a subprocess killed with
-#: SIGKILL, then rerun).  Seconds measured on a shared 2-core machine.  Tests that are slow for their
+#: SIGKILL, then rerun), long training (the paper bench profile end to end).  Seconds measured on a shared 2-core machine.  Tests that are slow for their
 #: own reasons say so with ``@pytest.mark.slow`` in their file (e.g. tests/test_readme.py).
 SLOW_TESTS = {
     # torchrun
@@ -23,6 +23,8 @@ SLOW_TESTS = {
     # kill and resume
     "test_estimate_killed_with_sigkill_resumes_to_identical_csv": 14,  # cli/test_kill_resume
     "test_train_killed_with_sigkill_resumes_to_identical_weights": 7,  # cli/test_kill_resume
+    # long training
+    "test_paper_profile_runs_end_to_end_on_cpu": 118,  # bench/test_profiles
 }
 TESTS = Path(__file__).parent
 

@@ -1,5 +1,6 @@
 """Bad input to ``scorelid estimate``, ``train``, ``real`` and ``images``: one line naming the problem,
-exit code 2, no traceback, nothing written; ``--force`` is needed to overwrite a finished output.
+exit code 2 (a user error, never ``internal error``), no traceback, nothing written; ``--force`` is
+needed to overwrite a finished output.  Internal errors (exit 3): tests/cli/test_errors.py.
 
 The messages asserted here are the ones listed in docs/reliability.md.
 """
@@ -291,7 +292,8 @@ TRAIN_OPTION_CASES = {
     ("--checkpoint-every", "0"): "--checkpoint-every must be >= 1, got 0",
     ("--sigma-min", "0.5", "--sigma-max", "0.1"): "need 0 < --sigma-min < --sigma-max, got 0.5, 0.1",
     ("--sigma-min", "0"): "need 0 < --sigma-min < --sigma-max, got 0, 0.3",
-    ("--device", "nosuchdevice:0"): "",  # torch names it; checked for one line only
+    # torch's message lists the device types it knows
+    ("--device", "nosuchdevice:0"): "device 'nosuchdevice:0': Expected one of cpu, cuda",
 }
 
 

@@ -49,8 +49,8 @@ def test_interrupted_run_resumes_without_recomputing(setup, tmp_path, monkeypatc
 
     out = tmp_path / "lid.csv"
     monkeypatch.setattr(scorelid, "estimate", dying)
-    assert main(_args(setup, out)) == 2
-    assert "killed" in capsys.readouterr().err
+    assert main(_args(setup, out)) == 3  # an unexpected RuntimeError: an internal error, not the user's
+    assert "internal error: RuntimeError: killed" in capsys.readouterr().err
     assert not out.exists()  # no output that looks complete
     assert len(list((tmp_path / "lid.csv.parts").glob("0*.npy"))) == 2
 
