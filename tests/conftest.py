@@ -10,8 +10,9 @@ import torch
 
 #: Tests marked ``slow`` here, by function name (so the rule survives moving a test to another file):
 #: the torchrun runs (2 gloo processes each), the kill-and-resume runs (a subprocess killed with
-#: SIGKILL, then rerun), long training (the paper bench profile end to end).  Seconds measured on a shared 2-core machine.  Tests that are slow for their
-#: own reasons say so with ``@pytest.mark.slow`` in their file (e.g. tests/test_readme.py).
+#: SIGKILL, then rerun), long training (the paper bench profile end to end).  Seconds measured on a
+#: shared 2-core machine.  Tests that are slow for their own reasons say so with
+#: ``@pytest.mark.slow`` in their file (e.g. tests/test_readme.py).
 SLOW_TESTS = {
     # torchrun
     "test_two_processes_fail_named_resume_per_shard_and_match_one": 73,  # cli/test_images_distributed
