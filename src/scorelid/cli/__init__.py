@@ -43,7 +43,7 @@ from scorelid.errors import RankFailure, ScoreLIDError
 __all__ = ["COMMANDS", "EXIT_INTERNAL", "EXIT_USER", "is_user_error", "main"]
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("train", "estimate", "bench", "report", "images", "compare", "curve", "real")
+COMMANDS = ("train", "estimate", "bench", "report", "images", "compare", "curve", "real", "export")
 
 EXIT_USER = 2  # the user can fix it: bad input, busy directory, missing extra
 EXIT_INTERNAL = 3  # a bug in scorelid

@@ -188,6 +188,10 @@ def estimate(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     spec = METHODS[method]
+    if spec.needs_grad and not getattr(D, "differentiable", True):
+        forward_only = ", ".join(sorted(m for m, s in METHODS.items() if not s.needs_grad))
+        raise ValueError(f"method {method!r} needs the denoiser's Jacobian, but {type(D).__name__} has no "
+                         f"gradients (e.g. an ONNX model); use a forward-only method: {forward_only}")
     x = validate_points(x)
     N, n = x.shape[0], x[0].numel()
     sigma = validate_sigma(sigma, N, x.device, x.dtype)

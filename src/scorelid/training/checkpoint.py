@@ -108,11 +108,13 @@ def save_denoiser(model: EDMDenoiser, path: str | os.PathLike, history: dict[str
 
 
 def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
-                  arch: str | None = None) -> EDMDenoiser:
+                  arch: str | None = None, **onnx_options: Any) -> EDMDenoiser:
     """Load a denoiser saved by ``save_denoiser`` / ``train_denoiser``, in eval mode.
 
     Args:
-        path: the model directory (or its ``config.json``).
+        path: the model directory (or its ``config.json``); or an ``.onnx`` file, which gives a
+            forward-only ``scorelid.adapters.onnx.OnnxDenoiser`` (``onnx_options``: its keywords,
+            e.g. ``extra={"difficulty": 0.5}``; outputs come back on the input's device).
         device: where to put the module.
         arch: if given, the architecture the caller expects (``"mlp"``/``"dit"``).
 
@@ -122,6 +124,16 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
             not fit the configured network.
     """
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from scorelid.adapters.onnx import OnnxDenoiser
+
+        model = OnnxDenoiser(path, **onnx_options)
+        if arch is not None and model.config.get("arch") != arch:
+            raise ValueError(f"ONNX model {path} holds a {model.config.get('arch')!r} model, "
+                             f"expected {arch!r}")
+        return model
+    if onnx_options:
+        raise ValueError(f"options {sorted(onnx_options)} apply to .onnx models only, not {path}")
     if path.is_file() and path.name == CONFIG_NAME:
         path = path.parent
     if not path.exists():
