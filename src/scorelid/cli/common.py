@@ -5,20 +5,24 @@
   A finished output is one that was written completely (outputs are written atomically, so a file
   at ``path`` is always a finished one); in-progress state (``OUT.parts/``, ``OUT.partial/``,
   checkpoints) is not an output and is resumed, not refused.
+* ``write_table(path, columns)`` writes a whole table; ``TableWriter(path)`` writes the same file
+  a block of rows at a time (streamed output, one parquet row group per block), atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from scorelid.runtime.io import atomic_path, atomic_write_text, refuse_overwrite
 from scorelid.runtime.resume import fingerprint
 
-__all__ = ["OUT_SUFFIXES", "add_estimation_options", "add_force", "data_digest", "refuse_overwrite",
-           "write_table"]
+__all__ = ["OUT_SUFFIXES", "TableWriter", "add_estimation_options", "add_force", "data_digest",
+           "refuse_overwrite", "write_table"]
 
 
 def add_force(parser: argparse.ArgumentParser) -> None:
@@ -52,21 +56,88 @@ def data_digest(x: np.ndarray) -> str:
 OUT_SUFFIXES = (".csv", ".parquet")
 
 
-def write_table(path: str | Path, columns: dict[str, np.ndarray | list]) -> None:
-    """Write equal-length columns to ``path`` (``.csv`` or ``.parquet``) atomically."""
-    path = Path(path)
+def _check_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in OUT_SUFFIXES:
         raise ValueError(f"--out must end in one of {OUT_SUFFIXES}, got {path.name!r}")
-    if suffix == ".parquet":
+    return suffix
+
+
+def _csv_lines(columns: dict[str, np.ndarray | list]) -> list[str]:
+    """One CSV line per row (floats by ``repr``: they read back exactly)."""
+    cols = [np.asarray(c) for c in columns.values()]
+    return [",".join(repr(float(v)) if isinstance(v, np.floating) else str(v) for v in row)
+            for row in zip(*cols, strict=True)]
+
+
+def write_table(path: str | Path, columns: dict[str, np.ndarray | list]) -> None:
+    """Write equal-length columns to ``path`` (``.csv`` or ``.parquet``) atomically."""
+    path = Path(path)
+    if _check_suffix(path) == ".parquet":
         import pandas as pd
 
         with atomic_path(path) as tmp:
             pd.DataFrame(columns).to_parquet(tmp, index=False)
         return
-    names = list(columns)
-    cols = [np.asarray(columns[c]) for c in names]
-    lines = [",".join(names)]
-    for row in zip(*cols, strict=True):
-        lines.append(",".join(repr(float(v)) if isinstance(v, np.floating) else str(v) for v in row))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join([",".join(columns), *_csv_lines(columns)]) + "\n")
+
+
+class TableWriter:
+    """``write_table`` a block of rows at a time: ``with TableWriter(out) as w: w.append(columns)``.
+
+    Rows go to a temporary file beside ``path`` as they come; leaving the ``with`` block normally
+    renames it over ``path`` (an error removes it, and ``path`` is left as it was).  A ``.csv`` is
+    byte-identical to ``write_table`` of all rows at once; a ``.parquet`` holds one row group per
+    block, with the schema (and pandas metadata) ``write_table`` gives, so it reads back the same.
+    Every block must have the same columns with the same types.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.suffix = _check_suffix(self.path)
+        self.rows = 0
+        self._atomic: Any = None
+        self._fh: Any = None
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def __enter__(self) -> TableWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def append(self, columns: dict[str, np.ndarray | list]) -> None:
+        """Write the rows of equal-length ``columns`` after those written before."""
+        if self.suffix == ".csv":
+            if self._fh is None:
+                self._fh = open(self._tmp, "w", encoding="utf-8")  # closed in __exit__
+                self._fh.write(",".join(columns) + "\n")
+            lines = _csv_lines(columns)
+            self._fh.write("".join(line + "\n" for line in lines))
+            self.rows += len(lines)
+            return
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(pd.DataFrame(columns), schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def __exit__(self, kind, value, tb) -> bool:
+        try:
+            if self._fh is not None:
+                self._fh.flush()
+                if kind is None:
+                    os.fsync(self._fh.fileno())
+                self._fh.close()
+            if self._writer is not None:
+                self._writer.close()
+        except BaseException as exc:
+            if kind is None:
+                self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        return bool(self._atomic.__exit__(kind, value, tb))

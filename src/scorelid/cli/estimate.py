@@ -20,6 +20,12 @@ the chosen ``sigma`` and a ``flatness`` column (``|dLID/dlog sigma|`` there, LID
 ``--sigmas a:b:k`` without ``--sigma`` writes the per-point LID curve instead: one row per (point,
 level), columns ``index, sigma, lid, method`` (see ``scorelid curve``, which adds a plot).
 
+Memory does not grow with the number of points: ``--data`` is read a chunk at a time
+(``scorelid.runtime.points``: ``.npy`` by file offset, ``.parquet`` by record batches, bounded by its
+largest row group; ``.npz`` and ``.csv`` are loaded whole), the finiteness check and the resume
+fingerprint are computed in one pass over blocks, and rows are appended to ``--out`` in input order
+as chunks finish (a temporary file renamed at the end; parquet: one row group per chunk).
+
 Long runs resume: points are processed in chunks of ``--chunk`` points, each saved at once to
 ``OUT.parts/``; rerunning the same command after an interruption computes only the missing chunks
 (the parts directory is removed once the output is written).  Under ``torchrun`` the chunks are
@@ -37,14 +43,12 @@ import numpy as np
 
 from scorelid.cli.common import (
     OUT_SUFFIXES,
+    TableWriter,
     add_estimation_options,
     add_force,
-    data_digest,
     refuse_overwrite,
-    write_table,
 )
-from scorelid.cli.train import check_finite
-from scorelid.runtime.io import load_points
+from scorelid.runtime.points import open_points
 
 __all__ = ["add_parser", "run"]
 
@@ -96,11 +100,11 @@ def run(args: argparse.Namespace) -> int:
         args.sigma = 0.05
     info = init_distributed(args.device)
     model = load_denoiser(args.model, device=info.device, arch=args.arch)
-    x = load_points(args.data)
-    if x.ndim != 2 or x.shape[1] != model.n:
-        raise ValueError(f"{args.data}: points have shape {x.shape}, but the model {args.model} "
+    points = open_points(args.data)
+    if len(points.shape) != 1 or points.shape[0] != model.n:
+        raise ValueError(f"{args.data}: points have shape {points.full_shape}, but the model {args.model} "
                          f"was trained on vectors of dimension {model.n}")
-    check_finite(x, args.data)
+    digest = points.scan(args.data)  # finite, and the content's fingerprint: one pass, in blocks
     check_sigma(args.sigma, model, args.model, allow_outside=getattr(args, "any_sigma", False))
     if args.method == "normal_bundle" and args.n_noise is not None and args.n_noise < model.n:
         raise ValueError(f"--method normal_bundle needs --n-noise >= n = {model.n} (the data's dimension), "
@@ -109,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     if options and args.method not in ("flipd", "ism"):
         raise ValueError(f"--trace/--n-probes apply to flipd and ism, not {args.method}")
 
-    xt = torch.from_numpy(np.ascontiguousarray(x)).to(info.device)
     batch = {"size": args.batch_size, "reduced": False}  # carried across chunks once memory ran out
 
     def compute(sl: slice) -> np.ndarray:
@@ -122,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonFiniteWarning)  # counted in the flags, summed up below
             warnings.simplefilter("ignore", BatchSizeWarning)  # reported below
-            out = estimate(model, xt[sl], args.method, args.sigma, n_noise=args.n_noise, seed=args.seed,
+            x = torch.from_numpy(points.read(sl.start, sl.stop)).to(info.device)
+            out = estimate(model, x, args.method, args.sigma, n_noise=args.n_noise, seed=args.seed,
                            batch_size=batch["size"], indices=idx, stats=stats, **options).numpy()
         if stats["oom_retries"]:
             print(f"scorelid estimate: out of memory; batch size reduced to {stats['batch_size']}",
@@ -131,29 +135,59 @@ def run(args: argparse.Namespace) -> int:
         batch["size"] = stats["batch_size"]
         return out
 
-    job = {"data": data_digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+    job = {"data": digest, "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
            "method": args.method, "sigma": args.sigma, "n_noise": args.n_noise, "seed": args.seed,
            **options}
     parts = Path(f"{args.out}.parts")
-    lid = run_chunked(compute, len(x), parts, job, info, chunk=args.chunk,
-                      progress=not args.no_progress, desc=args.method)
-    if lid is not None:  # rank 0
-        from scorelid.runtime.guards import lid_flags
+    summary = _Summary(model.n, args.method)
+    if info.is_main:  # rows go to the output as chunks finish, in input order
+        with TableWriter(args.out) as table:
+            def write(start: int, lid: np.ndarray) -> None:
+                k = len(lid)
+                flags = summary.add(lid)
+                table.append({"index": np.arange(start, start + k), "lid": lid, "method": [args.method] * k,
+                              "sigma": np.full(k, float(args.sigma)), "flag": flags})
 
-        N = len(lid)
-        flags = lid_flags(lid, model.n, args.method)
-        write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,
-                               "sigma": np.full(N, float(args.sigma)), "flag": flags})
+            run_chunked(compute, len(points), parts, job, info, chunk=args.chunk,
+                        progress=not args.no_progress, desc=args.method, sink=write)
         finish_chunked(parts, info)
-        ok = np.isfinite(lid)
-        mean = f"{lid[ok].mean():.3f}" if ok.any() else "nan"
-        print(f"{args.method} sigma={args.sigma}: mean LID {mean} over {int(ok.sum())} points -> {args.out}",
-              file=sys.stderr)
-        _report_flags(flags, model.n)
+        print(f"{args.method} sigma={args.sigma}: mean LID {summary.mean()} over {summary.finite} points "
+              f"-> {args.out}", file=sys.stderr)
+        _report_flags(summary.flags, summary.total, model.n)
         if batch["reduced"]:
             print(f"final batch size {batch['size']} (out of memory at larger sizes)", file=sys.stderr)
+    else:
+        run_chunked(compute, len(points), parts, job, info, chunk=args.chunk, progress=False,
+                    desc=args.method)
     barrier(info)  # every rank returns once the output exists
     return 0
+
+
+class _Summary:
+    """What the final report needs, gathered chunk by chunk: flags' counts, the mean of finite LIDs."""
+
+    def __init__(self, n: int, method: str) -> None:
+        from collections import Counter
+
+        self.n, self.method = n, method
+        self.flags: Counter[str] = Counter()
+        self.total = self.finite = 0
+        self.sum = 0.0
+
+    def add(self, lid: np.ndarray) -> list[str]:
+        """Count one chunk's points; return their flags (``scorelid.runtime.guards.lid_flags``)."""
+        from scorelid.runtime.guards import lid_flags
+
+        flags = lid_flags(lid, self.n, self.method)
+        self.flags.update(f for f in flags if f)
+        ok = np.isfinite(lid)
+        self.total += len(lid)
+        self.finite += int(ok.sum())
+        self.sum += float(np.sum(lid[ok], dtype=np.float64))
+        return flags
+
+    def mean(self) -> str:
+        return f"{self.sum / self.finite:.3f}" if self.finite else "nan"
 
 
 def check_sigma(sigma: float, model, where: str, allow_outside: bool = False) -> None:
@@ -172,13 +206,11 @@ def check_sigma(sigma: float, model, where: str, allow_outside: bool = False) ->
                          f"[{lo:g}, {hi:g}]; pass --any-sigma to extrapolate")
 
 
-def _report_flags(flags: list[str], n: int) -> None:
-    """One stderr line per kind of flagged point (counts), if any."""
-    from collections import Counter
-
-    for flag, count in sorted(Counter(f for f in flags if f).items()):
+def _report_flags(counts, total: int, n: int) -> None:
+    """One stderr line per kind of flagged point (``counts``: flag -> number of points), if any."""
+    for flag, count in sorted(counts.items()):
         why = "the model returned NaN or inf: lid is NaN" if flag == "nonfinite" else f"outside [0, n={n}]"
-        print(f"warning: {count} of {len(flags)} points flagged {flag!r} ({why})", file=sys.stderr)
+        print(f"warning: {count} of {total} points flagged {flag!r} ({why})", file=sys.stderr)
 
 
 def _sigma_arg(text: str) -> float | str:

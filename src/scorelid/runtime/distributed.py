@@ -13,8 +13,10 @@ chunk ``c`` goes to rank ``c mod world_size``.  Each finished chunk is saved at 
 a parts directory beside the output, so a killed run restarted with the same command, with the same
 or another number of processes, computes only the missing chunks.  Because every estimator draws
 point ``i``'s noise from a generator seeded by ``(seed, i)``, the per-point results do not depend on
-the number of processes.  Rank 0 concatenates the chunks in order and writes the output; a rank that
-fails makes every rank raise ``RankFailure`` naming it and its error, and no output file is written.
+the number of processes.  Rank 0 concatenates the chunks in order and writes the output, or, given
+a ``sink``, hands each chunk to it in input order as soon as it and every chunk before it exist
+(streamed output: no rank ever holds the whole result); a rank that fails makes every rank raise
+``RankFailure`` naming it and its error, and no output file is written.
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ def run_chunked(
     chunk: int = 256,
     progress: bool = True,
     desc: str = "points",
+    sink: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray | None:
     """Compute ``compute(slice)`` for every chunk of ``range(num)``, resumable and sharded.
 
@@ -159,9 +162,14 @@ def run_chunked(
             a different job is refused rather than mixed in.
         info: the process's place (default: single process).
         chunk: points per chunk (fixed, whatever the number of processes).
+        sink: if given, rank 0 calls ``sink(start, result)`` for every chunk in input order, as
+            soon as the chunk and all before it are finished (its own or, under torchrun, another
+            rank's), and the result is not gathered: memory stays one chunk's.  An error raised by
+            the sink fails the run like an error of ``compute``.
 
     Returns:
-        The concatenated ``[num, ...]`` result on rank 0, ``None`` on other ranks.
+        The concatenated ``[num, ...]`` result on rank 0 (``None`` with a ``sink``), ``None`` on
+        other ranks.
     """
     info = info or DistInfo()
     parts = Path(parts_dir)
@@ -175,20 +183,52 @@ def run_chunked(
         if info.active:
             dist.barrier()
         starts = list(range(0, num, chunk))
+        feed = _InOrder(store, starts, sink) if sink is not None and info.is_main else None
         mine = [s for c, s in enumerate(starts) if c % info.world_size == info.rank]
         todo = [s for s in mine if not store.has(s)]
         bar = tqdm(total=len(mine) * chunk, initial=(len(mine) - len(todo)) * chunk, unit="pt",
                    desc=desc, disable=not (progress and info.is_main), leave=False)
         with bar:
+            if feed is not None:
+                feed.advance()  # chunks finished by an earlier, interrupted run
             for s in todo:
-                store.save(s, np.asarray(compute(slice(s, min(s + chunk, num)))))
+                result = np.asarray(compute(slice(s, min(s + chunk, num))))
+                store.save(s, result)
                 bar.update(chunk)
+                if feed is not None:
+                    feed.advance({s: result})
     except Exception as exc:  # reported to every rank below
         error = exc
     all_ok(info, error)
     if not info.is_main:
         return None
-    return np.concatenate([store.load(s) for s in range(0, num, chunk)])
+    if feed is None:
+        return np.concatenate([store.load(s) for s in range(0, num, chunk)])
+    feed.advance()  # the other ranks' chunks
+    if feed.next < len(starts):  # every rank reported success, so every part exists
+        raise RuntimeError(f"{parts}: chunk starting at {starts[feed.next]} is missing")
+    return None
+
+
+class _InOrder:
+    """Hands finished chunks to a sink in input order, each once."""
+
+    def __init__(self, store: Parts, starts: list[int], sink: Callable[[int, np.ndarray], None]) -> None:
+        self.store, self.starts, self.sink, self.next = store, starts, sink, 0
+
+    def advance(self, fresh: dict[int, np.ndarray] | None = None) -> None:
+        """Feed every chunk from the next one on that is finished (``fresh``: just computed here)."""
+        fresh = fresh or {}
+        while self.next < len(self.starts):
+            s = self.starts[self.next]
+            if s in fresh:
+                result = fresh[s]
+            elif self.store.has(s):
+                result = self.store.load(s)
+            else:
+                return
+            self.sink(s, result)
+            self.next += 1
 
 
 def finish_chunked(parts_dir: str | os.PathLike, info: DistInfo | None = None) -> None:
