@@ -46,7 +46,7 @@ def test_estimate_sigma_auto_matches_estimate_auto(setup, tmp_path):
     out = tmp_path / "auto.csv"
     assert _run(root, "estimate", out, "--sigma", "auto", "--sigmas", GRID) == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == ["index", "lid", "method", "sigma", "flatness", "flag"]
+    assert list(df.columns) == ["index", "lid", "method", "sigma", "flatness", "flag", "plateaus"]
     # the 20-step model is poor: many points read above n = 8, and are flagged as in `estimate`
     np.testing.assert_array_equal(df["flag"].fillna("").to_numpy() == "dsm>n", df["lid"].to_numpy() > 8)
     ref = estimate_auto(model, pts, "dsm", GRID, n_noise=4, seed=3)
@@ -54,6 +54,10 @@ def test_estimate_sigma_auto_matches_estimate_auto(setup, tmp_path):
     np.testing.assert_allclose(df["sigma"], ref.sigma.numpy(), rtol=1e-12)
     np.testing.assert_allclose(df["flatness"], ref.flatness.numpy(), rtol=1e-5, atol=1e-6)
     assert (df["index"] == np.arange(N)).all() and not (tmp_path / "auto.csv.parts").exists()
+    # each point's plateaus, "sigma:lid:width;..." as estimate_auto finds them (the 20-step model has
+    # a training history, so its error floor applies in both)
+    want = [";".join(q.as_text() for q in found) for found in ref.plateaus]
+    assert df["plateaus"].fillna("").tolist() == want and any(want)
 
 
 def test_estimate_sigmas_alone_writes_the_curve(setup, tmp_path):

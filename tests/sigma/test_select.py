@@ -225,7 +225,8 @@ def test_select_bad_input():
         select(torch.zeros(2, 2), s[:2])
     with pytest.raises(ValueError, match=r"\[S=5, N\]"):
         select(torch.zeros(4, 2), s)
-    assert set(RULES) == {"min_log_slope", "first_plateau", "min_slope", "knee", "agreement", "dataset"}
+    assert set(RULES) == {"plateau", "min_log_slope", "first_plateau", "min_slope", "knee", "agreement",
+                          "dataset"}
 
 
 def test_plot_lid_curves(setup, tmp_path):

@@ -42,8 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="points: .npy, .npz, .csv or .parquet [N, n]")
     p.add_argument("--method", default="dsm", choices=sorted(METHODS))
     p.add_argument("--sigmas", default=None,
-                   help="levels: 'a:b:k' (k log-spaced from a to b) or 'a,b,c' "
-                        "(default scorelid.sigma.select.DEFAULT_GRID, 0.005 to 0.3, 12 levels)")
+                   help="levels: 'a:b:k' (k log-spaced from a to b) or 'a,b,c' (default: from the "
+                        "model's smallest trained level to the data's spread, 6 per decade; "
+                        "scorelid.sigma.range.auto_grid)")
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE, help="how the chosen sigma is picked")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--plot", default=None, help="PNG of the curves (default: OUT with suffix .png)")
@@ -52,14 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def grid(spec: str | None):
-    """The ``--sigmas`` grid as a ``[S]`` float64 tensor (``DEFAULT_GRID`` when ``spec`` is None)."""
-    import torch
-
-    from scorelid.sigma import DEFAULT_GRID, parse_sigmas
+def grid(spec: str | None, model: Any = None, x: np.ndarray | None = None):
+    """The ``--sigmas`` grid as a ``[S]`` float64 tensor; ``None`` before the inputs are loaded when
+    ``spec`` is None, then the grid that follows the model and the data (``auto_grid``)."""
+    from scorelid.sigma import parse_sigmas
+    from scorelid.sigma.range import auto_grid
 
     if spec is None:
-        return torch.tensor(DEFAULT_GRID, dtype=torch.float64)
+        return None if model is None else auto_grid(model, x)[0]
     try:
         return parse_sigmas(spec)
     except ValueError as exc:
@@ -103,16 +104,25 @@ def compute_curves(
                        progress=not args.no_progress, desc=desc)
 
 
-def select_levels(curves: np.ndarray, sigmas, rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(index [N], flatness [N])`` of the level ``rule`` picks on curves ``[N, C, S]``."""
+def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any = None):
+    """``(index [N], flatness [N], plateaus)`` of the level ``rule`` picks on curves ``[N, C, S]``;
+    ``plateaus``: per point, its ``Plateau`` list (above the model's error floor)."""
     import torch
 
     from scorelid.sigma import select
+    from scorelid.sigma.plateaus import find_plateaus
+    from scorelid.sigma.range import error_floor
 
+    floor = error_floor(model) if model is not None else None
     c = torch.from_numpy(curves[:, 0, :].T.copy())
     eb = torch.from_numpy(curves[:, 1, :].T.copy()) if curves.shape[1] > 1 else None
-    idx, flat = select(c, sigmas, rule, eb_curve=eb)
-    return idx.numpy(), flat.numpy()
+    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor)
+    return idx.numpy(), flat.numpy(), find_plateaus(c, sigmas, floor=floor)
+
+
+def plateau_text(found: list) -> str:
+    """A point's plateaus as ``"sigma:lid:width;..."`` (smallest scale first; "" for none)."""
+    return ";".join(p.as_text() for p in found)
 
 
 def curve_table(curve: np.ndarray, sigmas, method: str, chosen: np.ndarray | None = None) -> dict:
@@ -177,19 +187,20 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
     sigmas = grid(args.sigmas)
-    if sigmas.numel() < 3:
+    if sigmas is not None and sigmas.numel() < 3:
         raise ValueError(f"--sigmas: choosing sigma needs at least 3 levels, got {sigmas.numel()}")
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
+    sigmas = grid(args.sigmas, model, x)
     check_grid(sigmas, model, args.model, args.any_sigma)
     curves = compute_curves(args, model, x, info, sigmas, options, args.rule == "agreement", args.method)
     if curves is not None:  # rank 0
-        idx, _ = select_levels(curves, sigmas, args.rule)
+        idx, _, found = select_levels(curves, sigmas, args.rule, model)
         write_table(args.out, curve_table(curves[:, 0, :], sigmas.numpy(), args.method, idx))
         plot_lid_curves({f"{args.method}, {len(x)} points ({Path(args.data).name})": {
             "sigmas": sigmas.numpy(), "curve": curves[:, 0, :].T, "sigma": sigmas.numpy()[idx],
-            "label": "mean"}}, str(plot))
+            "plateaus": found, "label": "mean"}}, str(plot))
         finish_chunked(Path(f"{args.out}.parts"), info)
         mean = curves[:, 0, :].mean(0)
         print(f"{args.method} mean LID by sigma ({len(x)} points; chosen by {args.rule}: median sigma "
@@ -218,23 +229,25 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     if rule not in RULES:
         raise ValueError(f"--rule: unknown sigma rule {rule!r}; choose one of {RULES}")
     sigmas = grid(args.sigmas)
-    if auto and sigmas.numel() < 3:
+    if auto and sigmas is not None and sigmas.numel() < 3:
         raise ValueError(f"--sigmas: choosing sigma needs at least 3 levels, got {sigmas.numel()}")
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
+    sigmas = grid(args.sigmas, model, x)
     check_grid(sigmas, model, args.model, getattr(args, "any_sigma", False))
     curves = compute_curves(args, model, x, info, sigmas, options, auto and rule == "agreement",
                             f"{args.method}@auto" if auto else f"{args.method} curve")
     if curves is not None:  # rank 0
         N = len(x)
         if auto:
-            idx, flat = select_levels(curves, sigmas, rule)
+            idx, flat, found = select_levels(curves, sigmas, rule, model)
             lid = curves[np.arange(N), 0, idx]
             chosen = sigmas.numpy()[idx]
             write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,
                                    "sigma": chosen, "flatness": flat,
-                                   "flag": lid_flags(lid, model.n, args.method)})
+                                   "flag": lid_flags(lid, model.n, args.method),
+                                   "plateaus": [plateau_text(f) for f in found]})
             print(f"{args.method} sigma=auto ({rule}, {sigmas.numel()} levels "
                   f"{float(sigmas[0]):.4g}..{float(sigmas[-1]):.4g}): mean LID {lid.mean():.3f}, median "
                   f"sigma {float(np.median(chosen)):.4g}, median flatness {float(np.median(flat)):.3g} "

@@ -8,16 +8,17 @@ grid (``scorelid.sigma.grid``) and picks a level per point by a rule (``scorelid
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from scorelid.denoiser import Denoiser, SigmaLike
 from scorelid.estimators import api
 from scorelid.sigma.curve import lid_curve
-from scorelid.sigma.grid import DEFAULT_GRID, parse_sigmas
+from scorelid.sigma.grid import parse_sigmas
+from scorelid.sigma.plateaus import Plateau, find_plateaus
+from scorelid.sigma.range import auto_grid, error_floor
 from scorelid.sigma.select import DEFAULT_RULE, select
 
 __all__ = ["AutoResult", "estimate", "estimate_auto"]
@@ -65,6 +66,9 @@ class AutoResult:
         sigmas: ``[S]`` the grid.
         index: ``[N]`` int64 index of the chosen level in ``sigmas``.
         rule: the rule used.
+        plateaus: per point, every plateau of its curve (``scorelid.sigma.plateaus.Plateau``:
+            scale, LID, width), smallest scale first: the LID of the point at each scale it has.
+        floor: the model's error floor used (``None``: no floor known, e.g. a closed form).
     """
 
     lid: Tensor
@@ -74,6 +78,8 @@ class AutoResult:
     sigmas: Tensor
     index: Tensor
     rule: str
+    plateaus: list[list[Plateau]] = field(default_factory=list)
+    floor: float | None = None
 
 
 def estimate_auto(
@@ -98,7 +104,9 @@ def estimate_auto(
     Args:
         D, x, method, n_noise, seed, batch_size, indices, progress, **options: as in
             ``scorelid.estimate``.
-        sigmas: the grid (``"a:b:k"``, a list, or ``None`` for ``DEFAULT_GRID``); at least 3.
+        sigmas: the grid (``"a:b:k"`` or a list; at least 3 levels), or ``None``: a grid that
+            follows the data and the model (``scorelid.sigma.range.auto_grid``: from the model's
+            smallest trained level, or the data's smallest scale, to the data's spread).
         rule: one of ``RULES``; ``"agreement"`` also computes the error-bundle curve (with the
             same ``n_noise``; it can count at most ``n_noise`` directions, so use ``n_noise >= d``).
         per_point: ``False`` uses one level for the whole set (the ``dataset`` rule).
@@ -107,7 +115,8 @@ def estimate_auto(
     Returns:
         ``AutoResult`` (per-point ``lid``, ``sigma``, ``flatness``; the ``curve`` and grid).
     """
-    s = torch.tensor(DEFAULT_GRID, dtype=torch.float64) if sigmas is None else parse_sigmas(sigmas)
+    s = auto_grid(D, x)[0] if sigmas is None else parse_sigmas(sigmas)
+    floor = error_floor(D)
     if not per_point:
         rule = "dataset"
     curve = lid_curve(D, x, s, method, n_noise, seed, batch_size, indices=indices, progress=progress,
@@ -116,6 +125,7 @@ def estimate_auto(
     if rule == "agreement":
         eb = lid_curve(D, x, s, "error_bundle", n_noise, seed, batch_size, indices=indices,
                        progress=progress)
-    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol)
+    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol, floor=floor)
     lid = curve.gather(0, idx.unsqueeze(0)).squeeze(0)
-    return AutoResult(lid=lid, sigma=s[idx], flatness=flat, curve=curve, sigmas=s, index=idx, rule=rule)
+    return AutoResult(lid=lid, sigma=s[idx], flatness=flat, curve=curve, sigmas=s, index=idx, rule=rule,
+                      plateaus=find_plateaus(curve, s, floor=floor), floor=floor)

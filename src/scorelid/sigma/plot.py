@@ -14,7 +14,8 @@ def plot_lid_curves(curves_by_manifold: dict[str, dict], out_png: str) -> None:
     the true d if known, and the chosen sigma (median, and its 10-90% range over points).
 
     ``curves_by_manifold[name]`` holds ``sigmas`` ``[S]``, ``curve`` ``[S, N]``, optionally
-    ``d_true`` (number), ``sigma`` (chosen levels ``[N]`` or a number) and ``label``.
+    ``d_true`` (number), ``sigma`` (chosen levels ``[N]`` or a number), ``plateaus`` (per point, a
+    list of ``scorelid.sigma.plateaus.Plateau``: drawn as dots at their scale and LID) and ``label``.
     """
     import matplotlib
 
@@ -47,6 +48,10 @@ def plot_lid_curves(curves_by_manifold: dict[str, dict], out_png: str) -> None:
             if chosen.size > 1 and np.ptp(chosen) > 0:
                 ax.axvspan(float(np.quantile(chosen, 0.1)), float(np.quantile(chosen, 0.9)), color="C3",
                            alpha=0.08, label="chosen sigma 10-90%")
+        found = [q for per_point in item.get("plateaus") or [] for q in per_point]
+        if found:  # every plateau of every point: the scales at which the points have a dimension
+            ax.scatter([q.sigma for q in found], [q.lid for q in found], s=6, color="C2", alpha=0.25,
+                       linewidths=0, label=f"plateaus ({len(found)})", zorder=3)
         ax.set_xscale("log")
         ax.set_title(name)
         ax.set_xlabel("sigma")

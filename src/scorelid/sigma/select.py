@@ -17,6 +17,13 @@ comparable to the LID itself means no plateau was found and the estimate is unre
 
 Rules (``RULES``):
 
+``plateau``
+    per point, every flat stretch of the curve (``scorelid.sigma.plateaus``): relative slope
+    ``|dlog LID / dlog sigma| <= 0.15``, LID >= 0.5, at or above the model's error floor; the
+    smallest-scale one at least 0.3 decades wide is chosen (LID is a small-sigma limit), else the
+    widest, else ``min_log_slope``.  With the data-following grid of ``scorelid.sigma.range`` it
+    finds the plateau of a piece 100x thinner than the rest of the data.
+
 ``min_log_slope`` (default)
     the interior level of smallest *relative* slope ``|g| / LID = |dlog LID / dlog sigma|``
     (``|LID|`` floored at ``1e-12``, a guard against 0 only).  Why: if the curve is
@@ -59,31 +66,13 @@ import torch
 from torch import Tensor
 
 from scorelid.sigma.grid import validate_sigmas
+from scorelid.sigma.plateaus import choose, find_plateaus
+from scorelid.sigma.slope import LOG_SLOPE_FLOOR, slope
 
 __all__ = ["DEFAULT_RULE", "RULES", "select", "slope"]
 
-RULES = ("min_log_slope", "first_plateau", "min_slope", "knee", "agreement", "dataset")
+RULES = ("plateau", "min_log_slope", "first_plateau", "min_slope", "knee", "agreement", "dataset")
 DEFAULT_RULE = "min_log_slope"
-#: LID floor of the relative slope ``|g| / max(|LID|, floor)`` (``min_log_slope``): a guard against 0.
-LOG_SLOPE_FLOOR = 1e-12
-
-
-def _smooth(curve: Tensor) -> Tensor:
-    """``[1, 2, 1] / 4`` smoothing along the level axis, end levels kept (exact for curves linear
-    in the level index, i.e. in ``log sigma`` on a log-uniform grid)."""
-    out = curve.clone()
-    if curve.shape[0] >= 3:
-        out[1:-1] = (curve[:-2] + 2 * curve[1:-1] + curve[2:]) / 4
-    return out
-
-
-def slope(curve: Tensor, sigmas: Tensor, smooth: bool = True) -> Tensor:
-    """``dLID/dlog sigma`` ``[S, N]`` (central differences inside, one-sided at the ends)."""
-    if curve.shape[0] < 2:
-        raise ValueError("a slope needs at least 2 noise levels")
-    c = _smooth(curve) if smooth else curve
-    t = torch.log(sigmas.to(torch.float64)).reshape(-1, *([1] * (curve.ndim - 1)))
-    return torch.from_numpy(np.gradient(c.numpy(), t.reshape(-1).numpy(), axis=0))
 
 
 def _interior(S: int) -> slice:
@@ -140,6 +129,7 @@ def select(
     eb_curve: Tensor | None = None,
     rtol: float = 0.05,
     atol: float = 0.05,
+    floor: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Chosen level per point: ``(index [N] int64, flatness [N] float64)``.
 
@@ -148,6 +138,7 @@ def select(
         rule: one of ``RULES`` (see the module docstring).
         eb_curve: ``[S, N]`` error-bundle curve on the same grid (``rule="agreement"`` only).
         rtol, atol: flatness tolerance of ``first_plateau``: ``|g| <= rtol*LID + atol``.
+        floor: the model's error floor (``plateau`` only): no plateau below it counts.
     """
     if rule not in RULES:
         raise ValueError(f"unknown sigma rule {rule!r}; choose one of {RULES}")
@@ -158,7 +149,9 @@ def select(
     if sigmas.numel() < 3:
         raise ValueError(f"choosing sigma needs at least 3 levels, got {sigmas.numel()}")
     g = slope(curve, sigmas)
-    if rule == "min_log_slope":
+    if rule == "plateau":
+        idx = choose(curve, sigmas, find_plateaus(curve, sigmas, floor=floor))
+    elif rule == "min_log_slope":
         idx = _min_log_slope(curve, g)
     elif rule == "first_plateau":
         idx = _first_plateau(curve, g, rtol, atol)

@@ -1,0 +1,35 @@
+"""The slope of an LID curve on a log grid: ``g = dLID / dlog sigma``, lightly smoothed."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["LOG_SLOPE_FLOOR", "relative_slope", "slope"]
+
+#: LID floor of the relative slope ``|g| / max(|LID|, floor)``: a guard against 0.
+LOG_SLOPE_FLOOR = 1e-12
+
+
+def _smooth(curve: Tensor) -> Tensor:
+    """``[1, 2, 1] / 4`` smoothing along the level axis, end levels kept (exact for curves linear
+    in the level index, i.e. in ``log sigma`` on a log-uniform grid)."""
+    out = curve.clone()
+    if curve.shape[0] >= 3:
+        out[1:-1] = (curve[:-2] + 2 * curve[1:-1] + curve[2:]) / 4
+    return out
+
+
+def slope(curve: Tensor, sigmas: Tensor, smooth: bool = True) -> Tensor:
+    """``dLID/dlog sigma`` ``[S, N]`` (central differences inside, one-sided at the ends)."""
+    if curve.shape[0] < 2:
+        raise ValueError("a slope needs at least 2 noise levels")
+    c = _smooth(curve) if smooth else curve
+    t = torch.log(sigmas.to(torch.float64)).reshape(-1, *([1] * (curve.ndim - 1)))
+    return torch.from_numpy(np.gradient(c.numpy(), t.reshape(-1).numpy(), axis=0))
+
+
+def relative_slope(curve: Tensor, sigmas: Tensor) -> Tensor:
+    """``|dlog LID / dlog sigma|`` as ``|g| / max(|LID|, LOG_SLOPE_FLOOR)``: ``[S, N]``."""
+    return slope(curve, sigmas).abs() / curve.abs().clamp_min(LOG_SLOPE_FLOOR)
