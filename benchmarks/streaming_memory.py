@@ -7,8 +7,9 @@ Usage::
 
 Trains a tiny MLP denoiser for a few steps (the model's size is not the point), writes ``N`` points
 of an 8-dimensional subspace of ``R^64`` (float32) as ``.npy`` and as ``.parquet`` (64 float32
-columns, written by pandas with its default row groups), and runs, as a user would, in a fresh
-process each time::
+columns written by pandas, in row groups of 65536 rows: format ``parquet``; or with pandas' default
+row groups, up to 1Mi rows, i.e. one row group here: format ``parquet-default``), and runs, as a
+user would, in a fresh process each time::
 
     python -m scorelid estimate --model M --data X.npy --method dsm --sigma 0.05 --n-noise 1 \\
         --chunk 4096 --out lid.parquet --no-progress
@@ -16,8 +17,11 @@ process each time::
 Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), which counts every page of a
 memory-mapped file that was touched.  The check of issue 16: ``peak(800k) <= 1.25 * peak(100k) +
 50 MB`` for each input format, with the output rows in input order (the ``index`` column is
-checked to be ``0..N-1``).  Prints a table and merges the records under ``--label`` into
-``--out`` (JSON), so that a "before" and an "after" measurement sit side by side.
+checked to be ``0..N-1``).  Streaming reads a parquet file a row group at a time at best (pyarrow
+holds a dictionary-encoded column chunk whole), so ``parquet-default`` shows what one 800k-row
+group costs.  ``PYTHONPATH=<another checkout>/src`` measures another version of scorelid.  Prints
+a table and merges the records under ``--label`` into ``--out`` (JSON), so that a "before" and an
+"after" measurement sit side by side.
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ def _points(num: int, n: int, d: int, seed: int) -> np.ndarray:
 def _write(x: np.ndarray, path: Path) -> None:
     if path.suffix == ".npy":
         np.save(path, x)
-    else:
-        import pandas as pd
+        return
+    import pandas as pd
 
-        pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])]).to_parquet(path, index=False)
+    groups = {} if path.stem.endswith("-default") else {"row_group_size": 65536}
+    pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])]).to_parquet(path, index=False, **groups)
 
 
 def _run(cmd: list[str]) -> tuple[int, float, int, str]:
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", required=True, help="name of this measurement (e.g. before, after)")
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 800_000])
-    ap.add_argument("--formats", nargs="+", default=["npy", "parquet"], choices=["npy", "parquet"])
+    ap.add_argument("--formats", nargs="+", default=["npy", "parquet", "parquet-default"],
+                    choices=["npy", "parquet", "parquet-default"])
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for num in args.points:
         x = _points(num, args.n, 8, 1)
         for fmt in args.formats:
-            data = work / f"x{num}.{fmt}"
+            data = work / (f"x{num}-default.parquet" if fmt == "parquet-default" else f"x{num}.{fmt}")
             if not data.exists():
                 _write(x, data)
             out = work / f"lid{num}-{fmt}.parquet"
