@@ -1,0 +1,141 @@
+"""Per-point plateaus and the data-following grid of ``sigma="auto"`` (issue: per-point noise scale).
+
+Part 1, closed forms (exact posterior means, no training): mixtures of Gaussians on subspaces whose
+pieces differ in scale by 100x, exactly and with a model error of 1% of each piece's scale.  Per-point
+assignment (the piece dimension nearest a point's LID is its own) for the old default grid
+(0.005..0.3) and the data-following grid (``scorelid.sigma.range.auto_grid``), under the rules
+``min_log_slope`` and ``plateau``, at K = 8 and 32 draws, with the best fixed sigma of the grid.
+
+Part 2, trained models: for every ``<manifold>__mlp`` model of a finished ``scorelid bench`` run
+(``--bench DIR``, e.g. ``runs/quick``), the DSM curve on 1000 held-out points (seed 1) on the profile's
+grid and on ``auto_grid``; MAE of each rule against the best fixed sigma of the same grid (the oracle,
+chosen knowing the truth).
+
+    .venv/bin/python benchmarks/sigma_plateaus.py --bench runs/quick \
+        --out benchmarks/results/sigma_plateaus.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from scorelid.data import GaussianSubspaceMixture, manifold
+from scorelid.runtime.io import atomic_write_json
+from scorelid.sigma import DEFAULT_GRID, lid_curve, select
+from scorelid.sigma.range import auto_grid, error_floor
+from scorelid.training.checkpoint import load_denoiser
+
+CASES = {  # dims, ambient n, scales
+    "wide6-narrow10-flat2": ([6, 10, 2], 24, [1.0, 0.01, 1.0]),
+    "3-and-thin8": ([3, 8], 16, [1.0, 0.01]),
+    "four-scales": ([1, 5, 12, 3], 32, [1.0, 0.01, 0.1, 0.03]),
+    "thin4-wide4-mid9": ([4, 4, 9], 20, [0.01, 1.0, 0.1]),
+}
+RULES = ("min_log_slope", "plateau")
+
+
+class Biased:
+    """Exact mixture posterior mean plus a model error ``rel * scale_j`` along one fixed direction."""
+
+    def __init__(self, m: GaussianSubspaceMixture, rel: float, seed: int = 0) -> None:
+        self.m = m
+        self.delta = torch.tensor([rel * float(c.variance) ** 0.5 for c in m.components], dtype=torch.float64)
+        u = torch.randn(m.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.u = u / u.norm()
+
+    def __call__(self, y, sigma):
+        w = self.m.responsibilities(y, sigma)
+        return (self.m(y, sigma).double() + (w @ self.delta)[:, None] * self.u).to(y.dtype)
+
+
+def assignment(lid: torch.Tensor, d: torch.Tensor, dims: list[int]) -> float:
+    pieces = torch.tensor(sorted(set(dims)), dtype=torch.float64)
+    return float((pieces[(lid[:, None] - pieces[None]).abs().argmin(1)] == d).double().mean())
+
+
+def closed_forms(points: int) -> list[dict]:
+    rows = []
+    for name, (dims, n, scales) in CASES.items():
+        m = GaussianSubspaceMixture(dims, n, scales=scales, seed=1)
+        x, d = m.sample(points, seed=2)
+        d = d.double()
+        for error in (0.0, 0.01):
+            D = Biased(m, error) if error else m
+            grids = {"old 0.005..0.3": torch.tensor(DEFAULT_GRID, dtype=torch.float64),
+                     "auto": auto_grid(D, x)[0]}
+            for K in (8, 32):
+                for gname, s in grids.items():
+                    curve = lid_curve(D, x, s, "dsm", n_noise=K, seed=0)
+                    row = {"case": name, "model_error": error, "K": K, "grid": gname, "levels": len(s),
+                           "lo": float(s[0]), "hi": float(s[-1]),
+                           "best_fixed": max(assignment(c, d, dims) for c in curve)}
+                    for rule in RULES:
+                        idx, _ = select(curve, s, rule)
+                        row[rule] = assignment(curve.gather(0, idx[None])[0], d, dims)
+                    rows.append(row)
+                    print(f"{name:22s} err={error:<5g} K={K:<3d} {gname:15s} " + " ".join(
+                        f"{r}={row[r]:.3f}" for r in RULES) + f" fixed={row['best_fixed']:.3f}", flush=True)
+    return rows
+
+
+def trained(bench: Path, points: int, K: int) -> list[dict]:
+    rows = []
+    profile_grid = torch.tensor(json.loads((bench / "bench.json").read_text())["profile"].get(
+        "auto_sigmas", DEFAULT_GRID), dtype=torch.float64)
+    for mdir in sorted((bench / "models").glob("*__mlp")):
+        name = mdir.name.split("__")[0]
+        model = load_denoiser(mdir)
+        x, d = manifold(name, points, seed=1)
+        d = d.double()
+        floor = error_floor(model)
+        for gname, s in (("profile", profile_grid), ("auto", auto_grid(model, x)[0])):
+            t0 = time.perf_counter()
+            curve = lid_curve(model, x, s, "dsm", n_noise=K, seed=0)
+            fixed = (curve - d).abs().mean(1)
+            row = {"manifold": name, "d": int(d[0]), "grid": gname, "levels": len(s), "lo": float(s[0]),
+                   "hi": float(s[-1]), "floor": floor, "oracle_mae": float(fixed.min()),
+                   "oracle_sigma": float(s[int(fixed.argmin())]),
+                   "mae_0.05": float((curve[int((s - 0.05).abs().argmin())] - d).abs().mean()),
+                   "seconds": time.perf_counter() - t0}
+            for rule in RULES:
+                idx, _ = select(curve, s, rule, floor=floor)
+                row[rule] = float((curve.gather(0, idx[None])[0] - d).abs().mean())
+                row[f"{rule}_ratio"] = row[rule] / row["oracle_mae"]
+            rows.append(row)
+            print(f"{name:10s} {gname:8s} ({len(s)} levels {float(s[0]):.3g}..{float(s[-1]):.3g}, floor "
+                  f"{floor if floor is None else round(floor, 4)}): oracle {row['oracle_mae']:.3f} at "
+                  f"{row['oracle_sigma']:.3g}; " + " ".join(
+                      f"{r} {row[r]:.3f} ({row[r + '_ratio']:.2f}x)" for r in RULES), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/sigma_plateaus.json")
+    ap.add_argument("--bench", default=None, help="a finished `scorelid bench` directory (part 2)")
+    ap.add_argument("--points", type=int, default=600, help="points per closed-form mixture")
+    ap.add_argument("--eval-points", type=int, default=1000)
+    ap.add_argument("--n-noise", type=int, default=16, help="draws per point for the trained models")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    out = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+           "command": "python benchmarks/sigma_plateaus.py " + " ".join(
+               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+           "closed_forms": closed_forms(args.points)}
+    if args.bench:
+        out["trained"] = trained(Path(args.bench), args.eval_points, args.n_noise)
+    out["wall_s"] = time.perf_counter() - t0
+    atomic_write_json(args.out, out)
+    print(f"-> {args.out} ({out['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
