@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 #: Subpackages reachable as attributes after ``import scorelid`` (imported on first use, so that the
 #: CLI starts fast): ``scorelid.data.GaussianSubspace(...)``, ``scorelid.bench.run_bench(...)``.
-_LAZY = ("adapters", "bench", "cli", "data", "denoiser", "estimators", "images", "nn", "real", "runtime",
-         "sigma", "sklearn", "training")
+_LAZY = ("adapters", "bench", "cli", "data", "denoiser", "errors", "estimators", "images", "nn", "real",
+         "runtime", "sigma", "sklearn", "training")
 
 
 def __getattr__(name: str):

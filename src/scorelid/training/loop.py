@@ -54,6 +54,7 @@ import torch.distributed as tdist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from scorelid.errors import TrainingDivergedError
 from scorelid.estimators.api import validate_points
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.distributed import DistInfo, all_ok
@@ -319,7 +320,7 @@ class _Trainer:
             torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
         st.opt.step()
         if not math.isfinite(lv):  # the global loss: every rank stops here together
-            raise RuntimeError(f"training diverged at step {step} (loss {lv}); lower lr")
+            raise TrainingDivergedError(f"training diverged at step {step} (loss {lv}); lower lr")
         try:
             self._bookkeep(step, sigma, lid_all, lv, bar)
         except Exception as exc:
