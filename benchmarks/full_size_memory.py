@@ -24,8 +24,8 @@ process):
   Jacobian-vector (forward mode) or vector-Jacobian (reverse mode) product.
 
 Memory: ``scorelid.bench.meter.measure`` (RSS sampled every 5 ms, completed by ``ru_maxrss``) of the
-phase, minus the RSS after the model and inputs were built: what the method needs on top of the
-weights.  The process's whole peak is recorded too.  Time: the phase's wall seconds (first call,
+phase, minus the RSS after the model and inputs were built and glibc returned the build's freed
+pages (``malloc_trim``): what the method needs on top of the weights.  The process's whole peak is recorded too.  Time: the phase's wall seconds (first call,
 no warm-up; the machine is shared, so the load average is recorded).
 
     python benchmarks/full_size_memory.py                       # both models, ~10 min on 2 cores
@@ -96,13 +96,13 @@ def build_denoiser(name: str, latent: int, dtype_name: str, seed: int = 0):
     dtype = getattr(torch, dtype_name)
     cls = SD3Transformer2DModel if kind == "flow" else UNet2DConditionModel
     with torch.device("meta"):
-        net = cls(**config)
-    net = net.to_empty(device="cpu").to(dtype)
+        net = cls(**config).to(dtype)
+    net = net.to_empty(device="cpu")  # allocated in its dtype: no float32 copy to free later
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in [*net.parameters(), *net.buffers()]:
             if p.is_floating_point():
-                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32).mul_(0.02))
+                p.normal_(0, 0.02, generator=g)
         for m in net.modules():  # norms start at the identity, as after a real init
             if isinstance(m, torch.nn.LayerNorm | torch.nn.GroupNorm) and m.weight is not None:
                 m.weight.fill_(1)
@@ -149,6 +149,7 @@ def child(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     D, x, params = build_denoiser(args.model, args.latent, args.dtype)
     build_s = time.perf_counter() - t0
+    _release_free_memory()  # else the phase reuses the build's freed pages and its RSS growth hides
     base = psutil.Process().memory_info().rss / MIB
     row = run_phase(D, x, args.phase, args.n_noise, args.ad)
     return {"model": args.model, "phase": args.phase, "dtype": args.dtype, "latent": args.latent,
@@ -156,6 +157,19 @@ def child(args: argparse.Namespace) -> dict:
             "process_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "load_avg": os.getloadavg()[0], "n_noise": args.n_noise,
             "ad": args.ad if args.phase == "flipd" else None, **row}
+
+
+def _release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``), so that the phase's RSS growth is
+    what it allocates rather than what the build left free."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
 
 
 def measure_in_subprocess(model: str, phase: str, latent: int, dtype: str, n_noise: int, ad: str,
