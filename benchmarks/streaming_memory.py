@@ -14,14 +14,14 @@ user would, in a fresh process each time::
     python -m scorelid estimate --model M --data X.npy --method dsm --sigma 0.05 --n-noise 1 \\
         --chunk 4096 --out lid.parquet --no-progress
 
-Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), which counts every page of a
-memory-mapped file that was touched.  The check of issue 16: ``peak(800k) <= 1.25 * peak(100k) +
-50 MB`` for each input format, with the output rows in input order (the ``index`` column is
-checked to be ``0..N-1``).  Streaming reads a parquet file a row group at a time at best (pyarrow
-holds a dictionary-encoded column chunk whole), so ``parquet-default`` shows what one 800k-row
-group costs.  ``PYTHONPATH=<another checkout>/src`` measures another version of scorelid.  Prints
-a table and merges the records under ``--label`` into ``--out`` (JSON), so that a "before" and an
-"after" measurement sit side by side.
+Peak resident memory is the child's maximum resident set size by ``/usr/bin/time -f %M`` (not
+``os.wait4``: see ``_run``), which counts every page of a memory-mapped file that was touched.
+The check of issue 16: ``peak(800k) <= 1.25 * peak(100k) + 50 MB`` for each input format, with
+the output rows in input order (the ``index`` column is checked to be ``0..N-1``).  Streaming
+reads a parquet file a row group at a time at best (pyarrow holds a dictionary-encoded column chunk
+whole), so ``parquet-default`` shows what one 800k-row group costs.  ``PYTHONPATH=<another
+checkout>/src`` measures another version of scorelid.  Prints a table and merges the records under
+``--label`` into ``--out`` (JSON), so that a "before" and an "after" measurement sit side by side.
 """
 
 from __future__ import annotations
@@ -62,17 +62,22 @@ def _write(x: np.ndarray, path: Path) -> None:
 
 
 def _run(cmd: list[str]) -> tuple[int, float, int, str]:
-    """(exit code, seconds, peak RSS in bytes, stderr tail) of one child process."""
+    """(exit code, seconds, peak RSS in bytes, stderr tail) of one child process.
+
+    Measured by ``/usr/bin/time -f %M``: the ``ru_maxrss`` this process would get from ``os.wait4``
+    starts at *this* process's resident size (Linux keeps the high-water mark of the memory image
+    an ``exec`` replaces, and ``subprocess`` forks this process), which would add the benchmark's
+    own memory to every figure.
+    """
     t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
-                                env=dict(os.environ, OMP_NUM_THREADS="1"))
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile(suffix=".rss") as rss, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdout=subprocess.DEVNULL,
+                              stderr=err, env=dict(os.environ, OMP_NUM_THREADS="1"))
         seconds = time.perf_counter() - t0
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
-    return proc.returncode, seconds, usage.ru_maxrss * 1024, tail  # ru_maxrss: KiB on Linux
+        peak_kib = int(Path(rss.name).read_text().split()[-1])
+    return proc.returncode, seconds, peak_kib * 1024, tail
 
 
 def _check_order(out: Path, num: int) -> bool:
@@ -107,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                        batch_size=64, progress=False, out_dir=model)
     records = []
     for num in args.points:
-        x = _points(num, args.n, 8, 1)
-        for fmt in args.formats:
+        x = None
+        for fmt in args.formats:  # every file first: nothing of it in this process while measuring
             data = work / (f"x{num}-default.parquet" if fmt == "parquet-default" else f"x{num}.{fmt}")
             if not data.exists():
+                x = _points(num, args.n, 8, 1) if x is None else x
                 _write(x, data)
+        del x
+        for fmt in args.formats:
+            data = work / (f"x{num}-default.parquet" if fmt == "parquet-default" else f"x{num}.{fmt}")
             out = work / f"lid{num}-{fmt}.parquet"
             out.unlink(missing_ok=True)
             cmd = [sys.executable, "-m", "scorelid", "estimate", "--model", str(model), "--data", str(data),
@@ -127,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
                             "data_mb": round(data.stat().st_size / 1e6, 1)})
             print(f"{args.label:>8} {fmt:>8} {num:>8} points: peak RSS {rss / 1e6:7.1f} MB, "
                   f"{seconds:6.1f} s, rows in order: {ordered}", flush=True)
-        del x
     checks = {}
     for fmt in args.formats:
         rss = {r["points"]: r["peak_rss_mb"] for r in records if r["format"] == fmt}
