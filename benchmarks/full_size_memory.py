@@ -25,7 +25,8 @@ process):
 
 Memory: ``scorelid.bench.meter.measure`` (RSS sampled every 5 ms, completed by ``ru_maxrss``) of the
 phase, minus the RSS after the model and inputs were built and glibc returned the build's freed
-pages (``malloc_trim``): what the method needs on top of the weights.  The process's whole peak is recorded too.  Time: the phase's wall seconds (first call,
+pages (``malloc_trim``): what the method needs on top of the weights.
+The process's whole peak is recorded too.  Time: the phase's wall seconds (first call,
 no warm-up; the machine is shared, so the load average is recorded).
 
     python benchmarks/full_size_memory.py                       # both models, ~10 min on 2 cores
