@@ -16,12 +16,6 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnx")
 
-_estimate_src = (Path(__file__).parents[2] / "src/scorelid/cli/estimate.py").read_text(encoding="utf-8")
-#: ``scorelid estimate`` fingerprints the model as ``DIR/model.safetensors``; an .onnx file needs the
-#: file itself there (src/scorelid/cli/estimate.py belongs to the streaming work, issue 16 item 2)
-needs_estimate_fix = pytest.mark.xfail(
-    '(Path(args.model) / "model.safetensors").stat()' in _estimate_src, strict=True,
-    reason="scorelid estimate stats DIR/model.safetensors, not the .onnx file")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +58,6 @@ def test_export_refuses_overwrite_and_bad_out(exported, tmp_path, capsys):
     assert len(err) == 2 and "already exists" in err[0] and ".onnx" in err[1]
 
 
-@needs_estimate_fix
 def test_estimate_dsm_on_onnx_matches_the_checkpoint(exported, tmp_path):
     model_dir, onnx_path, pts = exported
     outs = []
@@ -76,7 +69,6 @@ def test_estimate_dsm_on_onnx_matches_the_checkpoint(exported, tmp_path):
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5)
 
 
-@needs_estimate_fix
 def test_estimate_flipd_on_onnx_is_one_line(exported, tmp_path, capsys):
     _, onnx_path, pts = exported
     code = main(["estimate", "--model", str(onnx_path), "--data", str(pts), "--method", "flipd",

@@ -22,7 +22,7 @@ from scorelid.runtime.io import atomic_path, atomic_write_text, refuse_overwrite
 from scorelid.runtime.resume import fingerprint
 
 __all__ = ["OUT_SUFFIXES", "TableWriter", "add_estimation_options", "add_force", "data_digest",
-           "refuse_overwrite", "write_table"]
+           "model_stamp", "refuse_overwrite", "write_table"]
 
 
 def add_force(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +54,13 @@ def data_digest(x: np.ndarray) -> str:
 
 #: Table formats of ``--out`` (estimate, curve).
 OUT_SUFFIXES = (".csv", ".parquet")
+
+
+def model_stamp(model: str | os.PathLike) -> int:
+    """When the model was last written (ns): a checkpoint directory's weights, or a model file itself
+    (``.onnx``); part of a resumable run's settings, so new weights are not mixed with old parts."""
+    path = Path(model)
+    return (path if path.is_file() else path / "model.safetensors").stat().st_mtime_ns
 
 
 def _check_suffix(path: Path) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from scorelid.cli.common import OUT_SUFFIXES, add_estimation_options, data_digest, write_table
+from scorelid.cli.common import OUT_SUFFIXES, add_estimation_options, data_digest, model_stamp, write_table
 from scorelid.runtime.io import load_points
 
 __all__ = ["add_parser", "compute_curves", "curve_table", "run"]
@@ -97,7 +97,7 @@ def compute_curves(
             c.append(lid_curve(model, xt[sl], sigmas, "error_bundle", indices=idx, **kw))
         return torch.stack(c).permute(2, 0, 1).numpy()  # [P, C, S]
 
-    job = {"data": data_digest(x), "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+    job = {"data": data_digest(x), "model": model_stamp(args.model),
            "method": args.method, "sigmas": [float(s) for s in sigmas], "eb": with_error_bundle,
            "n_noise": args.n_noise, "seed": args.seed, **options}
     return run_chunked(compute, len(x), Path(f"{args.out}.parts"), job, info, chunk=args.chunk,

@@ -14,8 +14,9 @@ model was trained on (``--any-sigma`` allows extrapolating); ``--n-noise`` is en
 (``normal_bundle`` needs ``K >= n``).  Out of memory, the batch size is halved and the final size
 printed.
 
-Adaptive sigma: ``--sigma auto`` picks, per point, the level of the grid ``--sigmas`` (default
-``scorelid.sigma.select.DEFAULT_GRID``) where its LID curve is flat, by ``--rule``; rows then carry
+Adaptive sigma: ``--sigma auto`` picks, per point, the level of the grid ``--sigmas`` (default: from
+the model's smallest trained level to the data's spread, ``scorelid.sigma.range.auto_grid``) where
+its LID curve is flat, by ``--rule``; rows then carry
 the chosen ``sigma`` and a ``flatness`` column (``|dLID/dlog sigma|`` there, LID units per e-fold).
 ``--sigmas a:b:k`` without ``--sigma`` writes the per-point LID curve instead: one row per (point,
 level), columns ``index, sigma, lid, method`` (see ``scorelid curve``, which adds a plot).
@@ -46,6 +47,7 @@ from scorelid.cli.common import (
     TableWriter,
     add_estimation_options,
     add_force,
+    model_stamp,
     refuse_overwrite,
 )
 from scorelid.runtime.points import open_points
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         batch["size"] = stats["batch_size"]
         return out
 
-    job = {"data": digest, "model": (Path(args.model) / "model.safetensors").stat().st_mtime_ns,
+    job = {"data": digest, "model": model_stamp(args.model),
            "method": args.method, "sigma": args.sigma, "n_noise": args.n_noise, "seed": args.seed,
            **options}
     parts = Path(f"{args.out}.parts")
