@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from scorelid.data import GaussianSubspaceMixture, manifold
+from scorelid.data.analytic import BiasedMixture
 from scorelid.runtime.io import atomic_write_json
 from scorelid.sigma import DEFAULT_GRID, lid_curve, select
 from scorelid.sigma.range import auto_grid, error_floor
@@ -40,20 +41,6 @@ CASES = {  # dims, ambient n, scales
 RULES = ("min_log_slope", "plateau")
 
 
-class Biased:
-    """Exact mixture posterior mean plus a model error ``rel * scale_j`` along one fixed direction."""
-
-    def __init__(self, m: GaussianSubspaceMixture, rel: float, seed: int = 0) -> None:
-        self.m = m
-        self.delta = torch.tensor([rel * float(c.variance) ** 0.5 for c in m.components], dtype=torch.float64)
-        u = torch.randn(m.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        self.u = u / u.norm()
-
-    def __call__(self, y, sigma):
-        w = self.m.responsibilities(y, sigma)
-        return (self.m(y, sigma).double() + (w @ self.delta)[:, None] * self.u).to(y.dtype)
-
-
 def assignment(lid: torch.Tensor, d: torch.Tensor, dims: list[int]) -> float:
     pieces = torch.tensor(sorted(set(dims)), dtype=torch.float64)
     return float((pieces[(lid[:, None] - pieces[None]).abs().argmin(1)] == d).double().mean())
@@ -66,7 +53,7 @@ def closed_forms(points: int) -> list[dict]:
         x, d = m.sample(points, seed=2)
         d = d.double()
         for error in (0.0, 0.01):
-            D = Biased(m, error) if error else m
+            D = BiasedMixture.relative(m, error) if error else m
             grids = {"old 0.005..0.3": torch.tensor(DEFAULT_GRID, dtype=torch.float64),
                      "auto": auto_grid(D, x)[0]}
             for K in (8, 32):
@@ -123,13 +110,14 @@ def main() -> None:
     ap.add_argument("--eval-points", type=int, default=1000)
     ap.add_argument("--n-noise", type=int, default=16, help="draws per point for the trained models")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-closed-forms", action="store_true", help="part 2 only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     out = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
            "command": "python benchmarks/sigma_plateaus.py " + " ".join(
-               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
-           "closed_forms": closed_forms(args.points)}
+               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
+           "closed_forms": [] if args.no_closed_forms else closed_forms(args.points)}
     if args.bench:
         out["trained"] = trained(Path(args.bench), args.eval_points, args.n_noise)
     out["wall_s"] = time.perf_counter() - t0

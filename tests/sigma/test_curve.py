@@ -8,13 +8,7 @@ from scorelid import estimate, lid_curve
 from scorelid.data.analytic import GaussianSubspace, GaussianSubspaceMixture
 from scorelid.sigma import log_grid, validate_sigmas
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,34 +15,13 @@ import pytest
 import torch
 
 from scorelid import estimate, estimate_auto
-from scorelid.data.analytic import GaussianSubspaceMixture
+from scorelid.data.analytic import BiasedMixture, GaussianSubspaceMixture
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.sigma import parse_sigmas, select
 from scorelid.sigma.plateaus import choose, find_plateaus
 from scorelid.sigma.range import auto_grid, data_range, error_floor, model_range
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Biased:
-    """Exact mixture posterior mean plus a model error of 1% of each piece's scale along one fixed
-    direction (weighted by the responsibilities): DSM gains ``delta^2 / sigma^2`` at small sigma."""
-
-    def __init__(self, m: GaussianSubspaceMixture, rel: float = 0.01, seed: int = 0) -> None:
-        self.m = m
-        self.delta = torch.tensor([rel * float(c.variance) ** 0.5 for c in m.components], dtype=torch.float64)
-        u = torch.randn(m.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        self.u = u / u.norm()
-
-    def __call__(self, y, sigma):
-        w = self.m.responsibilities(y, sigma)
-        return (self.m(y, sigma).double() + (w @ self.delta)[:, None] * self.u).to(y.dtype)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def assignment(lid: torch.Tensor, d: torch.Tensor, dims: list[int]) -> float:
@@ -64,7 +43,7 @@ CASES = {  # dims, ambient n, scales (the issue's case first; the others written
 def test_auto_assigns_points_of_pieces_100x_apart_in_scale(case, error):
     dims, n, scales = CASES[case]
     m = GaussianSubspaceMixture(dims, n, scales=scales, seed=1)
-    D = Biased(m, error) if error else m
+    D = BiasedMixture.relative(m, error) if error else m
     x, d = m.sample(600, seed=2)
     lid = estimate(D, x, "dsm", "auto", n_noise=32, seed=0)
     # measured: 0.992-1.000 on every case, exact and with model error
@@ -80,7 +59,7 @@ def test_each_point_reports_every_scale_it_has():
     piece is flat over decades.  Each point's plateaus list them, and the chosen one is the finest."""
     m = GaussianSubspaceMixture([3, 8], 16, scales=[1.0, 0.01], seed=1)
     x, d = m.sample(200, seed=2)
-    res = estimate_auto(Biased(m), x, "dsm", rule="plateau", n_noise=32, seed=0)
+    res = estimate_auto(BiasedMixture.relative(m, 0.01), x, "dsm", rule="plateau", n_noise=32, seed=0)
     assert len(res.plateaus) == 200 and res.floor is None
     for i in range(200):
         found = res.plateaus[i]

@@ -14,33 +14,14 @@ import pytest
 import torch
 
 from scorelid import estimate, estimate_auto, lid_curve
-from scorelid.data.analytic import GaussianSubspaceMixture
+from scorelid.data.analytic import BiasedMixture, GaussianSubspaceMixture
 from scorelid.sigma import DEFAULT_RULE, RULES, parse_sigmas, select, slope
 from scorelid.sigma.plot import plot_lid_curves
 
 GRID = "0.0005:0.5:16"
 
 
-class BiasedMixture:
-    """Exact mixture posterior mean plus a model error ``sum_j w_j(y) delta_j u`` (``u`` a fixed unit
-    vector)."""
-
-    def __init__(self, m: GaussianSubspaceMixture, deltas: list[float], seed: int = 0) -> None:
-        self.m, self.deltas = m, torch.tensor(deltas, dtype=torch.float64)
-        u = torch.randn(m.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        self.u = u / u.norm()
-
-    def __call__(self, y, sigma):
-        w = self.m.responsibilities(y, sigma)
-        return (self.m(y, sigma).double() + (w @ self.deltas)[:, None] * self.u).to(y.dtype)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from scorelid.denoiser import SigmaLike, sigma_like
 
-__all__ = ["GaussianSubspace", "GaussianSubspaceMixture"]
+__all__ = ["BiasedMixture", "GaussianSubspace", "GaussianSubspaceMixture"]
 
 
 def _random_basis(n: int, d: int, gen: torch.Generator) -> Tensor:
@@ -175,3 +175,35 @@ class GaussianSubspaceMixture:
             x[idx] = c.mean + z @ c.basis.T
         d_true = torch.tensor(self.dims, dtype=torch.int64)[comp]
         return x.to(torch.float32), d_true
+
+
+class BiasedMixture:
+    """A mixture's exact posterior mean plus a known model error: ``E[x|y] + sum_j w_j(y) delta_j u``.
+
+    ``w_j(y)`` are the mixture's responsibilities and ``u`` a fixed random unit vector, so points of
+    component ``j`` see an offset of size ``delta_j``.  DSM then reads about ``d + delta_j^2 / sigma^2``:
+    the small-sigma noise regime of an imperfect network, with a known size, for testing how noise
+    levels are chosen.
+
+    Args:
+        m: the mixture.
+        deltas: error size per component (data units).
+        seed: seed of ``u``.
+    """
+
+    def __init__(self, m: GaussianSubspaceMixture, deltas: Sequence[float], seed: int = 0) -> None:
+        if len(deltas) != len(m.components):
+            raise ValueError(f"got {len(deltas)} deltas for {len(m.components)} components")
+        self.m, self.deltas = m, torch.tensor(list(deltas), dtype=torch.float64)
+        u = torch.randn(m.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.u = u / u.norm()
+
+    @classmethod
+    def relative(cls, m: GaussianSubspaceMixture, rel: float, seed: int = 0) -> BiasedMixture:
+        """Errors of ``rel`` times each component's scale (its tangent standard deviation)."""
+        return cls(m, [rel * float(c.variance) ** 0.5 for c in m.components], seed)
+
+    def __call__(self, y: Tensor, sigma: SigmaLike) -> Tensor:
+        """``[B, n]`` -> ``[B, n]``, y's dtype."""
+        w = self.m.responsibilities(y, sigma)
+        return (self.m(y, sigma).double() + (w @ self.deltas)[:, None] * self.u).to(y.dtype)
