@@ -75,3 +75,30 @@ def test_mixture_samples_carry_their_component_dimension():
 def test_bad_dimensions(d, n, msg):
     with pytest.raises(ValueError, match=msg):
         GaussianSubspace(d, n)
+
+
+def test_clifford_torus_posterior_mean_matches_quadrature():
+    """One circle: E[x|y] by quadrature over the angle equals the von Mises closed form."""
+    import math
+
+    from scorelid.data.analytic import CliffordTorus
+
+    T = CliffordTorus(2, 7, radius=1.5, seed=3)
+    y = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for sigma in (0.05, 0.3, 2.0):
+        got = T(y, sigma)
+        theta = torch.linspace(0, 2 * math.pi, 20001, dtype=torch.float64)[:-1]
+        circle = 1.5 * torch.stack([theta.cos(), theta.sin()], 1)  # [G, 2]
+        p = (y @ T.basis).reshape(5, 2, 2)
+        mean = []
+        for j in range(2):  # the planes are independent: one quadrature per circle
+            logw = p[:, j] @ circle.T / sigma**2  # r p.u / sigma^2 with u = circle / r
+            w = torch.softmax(logw, dim=1)
+            mean.append(w @ circle)
+        want = torch.cat(mean, 1) @ T.basis.T
+        torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-8)
+    x, d = T.sample(4, seed=1)
+    assert (d == 2).all()
+    torch.testing.assert_close(x.double().norm(dim=1), torch.full((4,), 1.5 * 2**0.5, dtype=torch.float64),
+                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(T(x.double(), 1e-4), x.double(), rtol=0, atol=1e-6)  # on the torus: itself

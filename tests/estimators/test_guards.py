@@ -146,9 +146,9 @@ def test_oom_halves_batch_and_gives_the_same_numbers(kind, method):
     with pytest.warns(BatchSizeWarning) as rec:
         lid = scorelid.estimate(D, X, method, 0.05, seed=3, batch_size=100, stats=stats)
     # rows per call are kept multiples of 64 / gcd(64, n) = 32 (n = 10) while they can be
-    # (estimators.api.call_shape): 100 -> 96, then halved 48 -> 32, 16, 8 until the calls fit;
-    # the normal bundle's calls at 16 are one point's K = 10 rows, which fit
-    size, retries = (16, 2) if method == "normal_bundle" else (8, 3)
+    # (estimators.api.call_shape): 100 -> 96, then halved 48 -> 32, 16, 8 until the calls fit
+    # (the normal bundle's K = 2n = 20 rows per point go through in calls of the batch size too)
+    size, retries = 8, 3
     assert stats["batch_size"] == size and stats["oom_retries"] == retries
     assert f"retrying with batch size {size}" in str(rec[-1].message)
     assert max(D.calls[-5:]) <= 13

@@ -134,7 +134,8 @@ def _flipd_auto_rows(p: Profile, n: int) -> list[RowSpec]:
 
 def _bundle_rows(method: str, p: Profile, n: int) -> list[RowSpec]:
     m = p.bundle_points
-    return [RowSpec(method, s, _est(method, s, m, n_noise=n), f"K={n}" + (f",first {m} points" if m else ""),
+    k = 2 * n if method == "normal_bundle" else n  # estimators.api.METHODS: each method's default K
+    return [RowSpec(method, s, _est(method, s, m, n_noise=k), f"K={k}" + (f",first {m} points" if m else ""),
                     n_points=m) for s in p.bundle_sigmas]
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from scorelid.denoiser import SigmaLike, sigma_like
 
-__all__ = ["BiasedMixture", "GaussianSubspace", "GaussianSubspaceMixture"]
+__all__ = ["BiasedMixture", "CliffordTorus", "GaussianSubspace", "GaussianSubspaceMixture"]
 
 
 def _random_basis(n: int, d: int, gen: torch.Generator) -> Tensor:
@@ -207,3 +207,47 @@ class BiasedMixture:
         """``[B, n]`` -> ``[B, n]``, y's dtype."""
         w = self.m.responsibilities(y, sigma)
         return (self.m(y, sigma).double() + (w @ self.deltas)[:, None] * self.u).to(y.dtype)
+
+
+class CliffordTorus:
+    """A curved manifold with an exact posterior mean: the flat torus ``(S^1)^k`` of ``k`` circles of
+    radius ``r`` in orthogonal planes of ``R^n`` (``2k <= n``), uniformly distributed; LID ``k``.
+
+    The Gaussian likelihood factorises over the planes and the angles are independent, so per plane
+    the posterior of the angle given the plane's coordinates ``p = (p_1, p_2)`` is von Mises with
+    concentration ``kappa = r |p| / sigma^2`` about ``atan2(p_2, p_1)``, and
+
+        E[x | y] = sum_j  r I_1(kappa_j) / I_0(kappa_j)  p_j / |p_j|   (in plane j; 0 off the planes).
+
+    Args:
+        k: number of circles (the intrinsic dimension).
+        n: ambient dimension (>= 2k); the planes are spanned by a random orthonormal ``n x 2k`` basis.
+        radius: circle radius ``r``.
+        seed: seed of the basis.
+    """
+
+    def __init__(self, k: int, n: int, radius: float = 1.0, seed: int = 0) -> None:
+        if k < 1 or 2 * k > n:
+            raise ValueError(f"need 1 <= k and 2k <= n, got k={k}, n={n}")
+        self.k, self.n, self.d, self.radius = int(k), int(n), int(k), float(radius)
+        q, _ = torch.linalg.qr(torch.randn(n, 2 * k, generator=torch.Generator().manual_seed(seed),
+                                           dtype=torch.float64))
+        self.basis = q  # [n, 2k]: columns 2j, 2j+1 span plane j
+
+    def sample(self, num: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+        """``x`` ``[num, n]`` float32 and the true LID ``[num]`` (``k`` everywhere)."""
+        theta = 2 * math.pi * torch.rand(num, self.k, generator=torch.Generator().manual_seed(seed),
+                                         dtype=torch.float64)
+        planes = self.radius * torch.stack([theta.cos(), theta.sin()], dim=-1).reshape(num, 2 * self.k)
+        return (planes @ self.basis.T).float(), torch.full((num,), self.k, dtype=torch.long)
+
+    def __call__(self, y: Tensor, sigma: SigmaLike) -> Tensor:
+        """Exact ``E[x | y]``: ``[B, n]`` -> ``[B, n]``, y's dtype."""
+        yf = y.reshape(y.shape[0], -1).to(torch.float64)
+        s2 = sigma_like(sigma, yf).to(torch.float64) ** 2  # [B, 1]
+        p = (yf @ self.basis.to(yf.device)).reshape(-1, self.k, 2)  # plane coordinates
+        rho = p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+        kappa = self.radius * rho / s2.unsqueeze(-1)
+        ratio = torch.special.i1e(kappa) / torch.special.i0e(kappa)  # I1/I0, overflow-free
+        mean = (self.radius * ratio * p / rho).reshape(-1, 2 * self.k)
+        return (mean @ self.basis.T.to(yf.device)).to(y.dtype).reshape(y.shape)

@@ -46,7 +46,7 @@ METHODS: dict[str, _Method] = {
     "dsm": _Method(dsm, False, lambda n: 8, lambda k: k),
     "ism": _Method(ism, True, lambda n: 8, lambda k: k),
     "flipd": _Method(flipd, True, lambda n: 1, lambda k: 1),
-    "normal_bundle": _Method(normal_bundle, False, lambda n: n, lambda k: k + 1),
+    "normal_bundle": _Method(normal_bundle, False, lambda n: 2 * n, lambda k: k + 1),
     "error_bundle": _Method(error_bundle, False, lambda n: n, lambda k: k),
 }
 
@@ -149,9 +149,10 @@ def estimate(
         sigma: noise level (VE scale, units of ``x``): a float or ``[N]`` per-point values.
             (``scorelid.estimate``, the public entry point, also takes ``"auto"``: see
             ``scorelid.sigma.auto``.)
-        n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``) or ``n`` (the spectral
-            methods: ``normal_bundle`` needs ``K >= n``; ``error_bundle`` can count at most ``K``
-            tangent directions, the paper's code used 8).  Unused by ``flipd``.
+        n_noise: noise draws ``K`` per point; default 8 (``dsm``, ``ism``), ``2n`` (``normal_bundle``:
+            it needs ``K >= n``, and with ``K = n`` the sampled normal spectrum reaches down into the
+            tangent one on a curved manifold) or ``n`` (``error_bundle``: it can count at most ``K``
+            tangent directions; the paper's code used 8).  Unused by ``flipd``.
         seed: point ``i``'s noise comes from a generator seeded by ``(seed, indices[i])``.
         batch_size: rows per denoiser call (default: ``default_batch_size(n)``), kept a multiple
             of ``64 / gcd(64, n)`` when it is larger (``call_shape``).  Every chunk of points is

@@ -5,8 +5,9 @@ so they span its normal space (``n - d`` directions of size ``~1/sigma``).  We s
 at the clean point, ``s(x + sigma eps_k) - s(x)``, which removes the drift along the manifold that
 all draws share (without it a rank-one tangent component can be mistaken for a normal direction),
 take the singular values of the ``[K, n]`` stack, and count the normal directions as those above
-the largest gap in ``log`` singular value (or above ``threshold * s_max`` when a threshold is
-given).  LID = ``n - #normal``; the largest-gap rule returns values in ``[1, n - 1]``.
+the largest gap in ``log`` singular value among singular values of at least ``GAP_FLOOR`` (1e-3) of
+the largest (or above ``threshold * s_max`` when a threshold is given).  LID = ``n - #normal``; the
+largest-gap rule returns values in ``[1, n - 1]``.
 
 Error bundle.  Errors ``e_k = (D(x + sigma eps_k) - x) / sigma`` lie in the tangent space (for a
 flat manifold ``E[e e^T]`` is the tangent projector), so LID = the number of eigenvalues of
@@ -20,6 +21,8 @@ LID; its stack is zeroed before the batched linear algebra so that it cannot dis
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -28,7 +31,12 @@ from scorelid.estimators.common import Context, denoise, noised_copies, repeat_s
 from scorelid.estimators.dsm import dsm_errors
 from scorelid.estimators.noise import point_noise
 
-__all__ = ["error_bundle", "error_bundle_eigenvalues", "normal_bundle"]
+__all__ = ["GAP_FLOOR", "error_bundle", "error_bundle_eigenvalues", "normal_bundle"]
+
+#: Normal bundle: the largest-gap rule considers gaps below singular values of at least this fraction
+#: of the point's largest (normal directions are O(1) of it in noise units, tangent ones the model's
+#: error; float32 rounding sits near 1e-5).
+GAP_FLOOR = 1e-3
 
 
 def error_bundle_eigenvalues(
@@ -97,7 +105,12 @@ def normal_bundle(
         normal = (sv > threshold * sv[:, :1]).sum(1)
     else:
         logs = torch.log(sv.clamp_min(torch.finfo(torch.float64).tiny))
-        normal = (logs[:, :-1] - logs[:, 1:]).argmax(1) + 1
+        gaps = logs[:, :-1] - logs[:, 1:]
+        # only gaps below a real singular value: under GAP_FLOOR of the largest lie float32 rounding
+        # and exact zeros of the stack, whose log ratios are arbitrary (a 1e-9 / 1e-12 "gap" beat the
+        # normal/tangent one and read LID 1-12 on curved manifolds of dimension 32)
+        gaps = gaps.masked_fill(sv[:, :-1] < GAP_FLOOR * sv[:, :1], -math.inf)
+        normal = gaps.argmax(1) + 1
     lid = (n - normal).double()
     lid[bad.cpu()] = float("nan")
     return lid
