@@ -116,8 +116,9 @@ def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any = None):
     floor = error_floor(model) if model is not None else None
     c = torch.from_numpy(curves[:, 0, :].T.copy())
     eb = torch.from_numpy(curves[:, 1, :].T.copy()) if curves.shape[1] > 1 else None
-    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor)
-    return idx.numpy(), flat.numpy(), find_plateaus(c, sigmas, floor=floor)
+    found = find_plateaus(c, sigmas, floor=floor)
+    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor, plateaus=found)
+    return idx.numpy(), flat.numpy(), found
 
 
 def plateau_text(found: list) -> str:

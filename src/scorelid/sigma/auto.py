@@ -125,7 +125,8 @@ def estimate_auto(
     if rule == "agreement":
         eb = lid_curve(D, x, s, "error_bundle", n_noise, seed, batch_size, indices=indices,
                        progress=progress)
-    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol, floor=floor)
+    found = find_plateaus(curve, s, floor=floor)
+    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol, floor=floor, plateaus=found)
     lid = curve.gather(0, idx.unsqueeze(0)).squeeze(0)
     return AutoResult(lid=lid, sigma=s[idx], flatness=flat, curve=curve, sigmas=s, index=idx, rule=rule,
-                      plateaus=find_plateaus(curve, s, floor=floor), floor=floor)
+                      plateaus=found, floor=floor)

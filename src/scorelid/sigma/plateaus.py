@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scorelid.sigma.slope import relative_slope
+from scorelid.sigma.slope import min_log_slope, relative_slope
 
 __all__ = ["MAX_SLOPE", "MIN_LID", "MIN_WIDTH", "Plateau", "choose", "find_plateaus"]
 
@@ -110,9 +110,7 @@ def choose(
     curve: Tensor, sigmas: Tensor, plateaus: list[list[Plateau]], min_width: float = MIN_WIDTH
 ) -> Tensor:
     """Chosen grid index per point ``[N]`` (int64): see the module docstring."""
-    fallback = relative_slope(curve.to(torch.float64).cpu(), sigmas.to(torch.float64).cpu())
-    inner = slice(1, len(sigmas) - 1) if len(sigmas) >= 3 else slice(0, len(sigmas))
-    fb = fallback[inner].argmin(0) + (inner.start or 0)
+    fb = min_log_slope(curve.to(torch.float64).cpu(), sigmas.to(torch.float64).cpu())
     idx = torch.empty(curve.shape[1], dtype=torch.long)
     for i, found in enumerate(plateaus):
         wide = [p for p in found if p.width >= min_width - 1e-9]

@@ -66,8 +66,8 @@ import torch
 from torch import Tensor
 
 from scorelid.sigma.grid import validate_sigmas
-from scorelid.sigma.plateaus import choose, find_plateaus
-from scorelid.sigma.slope import LOG_SLOPE_FLOOR, slope
+from scorelid.sigma.plateaus import Plateau, choose, find_plateaus
+from scorelid.sigma.slope import interior, min_log_slope, slope
 
 __all__ = ["DEFAULT_RULE", "RULES", "select", "slope"]
 
@@ -75,25 +75,15 @@ RULES = ("plateau", "min_log_slope", "first_plateau", "min_slope", "knee", "agre
 DEFAULT_RULE = "min_log_slope"
 
 
-def _interior(S: int) -> slice:
-    return slice(1, S - 1) if S >= 3 else slice(0, S)
-
-
 def _min_slope(g: Tensor) -> Tensor:
     S = g.shape[0]
-    inner = _interior(S)
+    inner = interior(S)
     return g[inner].abs().argmin(0) + (inner.start or 0)
-
-
-def _min_log_slope(curve: Tensor, g: Tensor) -> Tensor:
-    inner = _interior(curve.shape[0])
-    rel = g[inner].abs() / curve[inner].abs().clamp_min(LOG_SLOPE_FLOOR)
-    return rel.argmin(0) + (inner.start or 0)
 
 
 def _first_plateau(curve: Tensor, g: Tensor, rtol: float, atol: float) -> Tensor:
     S = curve.shape[0]
-    inner = _interior(S)
+    inner = interior(S)
     lo = inner.start or 0
     ok = g[inner].abs() <= rtol * curve[inner].abs() + atol  # [S', N]
     first = ok.double().argmax(0) + lo  # first True (argmax of a 0/1 column)
@@ -130,6 +120,7 @@ def select(
     rtol: float = 0.05,
     atol: float = 0.05,
     floor: float | None = None,
+    plateaus: list[list[Plateau]] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Chosen level per point: ``(index [N] int64, flatness [N] float64)``.
 
@@ -139,6 +130,8 @@ def select(
         eb_curve: ``[S, N]`` error-bundle curve on the same grid (``rule="agreement"`` only).
         rtol, atol: flatness tolerance of ``first_plateau``: ``|g| <= rtol*LID + atol``.
         floor: the model's error floor (``plateau`` only): no plateau below it counts.
+        plateaus: ``find_plateaus(curve, sigmas, floor=floor)`` when the caller already has it
+            (``plateau`` only; found here otherwise).
     """
     if rule not in RULES:
         raise ValueError(f"unknown sigma rule {rule!r}; choose one of {RULES}")
@@ -150,9 +143,11 @@ def select(
         raise ValueError(f"choosing sigma needs at least 3 levels, got {sigmas.numel()}")
     g = slope(curve, sigmas)
     if rule == "plateau":
-        idx = choose(curve, sigmas, find_plateaus(curve, sigmas, floor=floor))
+        if plateaus is None:
+            plateaus = find_plateaus(curve, sigmas, floor=floor)
+        idx = choose(curve, sigmas, plateaus)
     elif rule == "min_log_slope":
-        idx = _min_log_slope(curve, g)
+        idx = min_log_slope(curve, sigmas, g)
     elif rule == "first_plateau":
         idx = _first_plateau(curve, g, rtol, atol)
     elif rule == "min_slope":
@@ -167,10 +162,10 @@ def select(
         # direction to the count while sigma < 10 delta: both read d + 1 at sigma = delta, where
         # the curve is steep, g = -2); adding |g| (same units: LID per e-fold) demands flatness too
         score = (curve - eb_curve.to(torch.float64).cpu()).abs() + g.abs()
-        idx = score[_interior(curve.shape[0])].argmin(0) + 1
+        idx = score[interior(curve.shape[0])].argmin(0) + 1
     else:  # dataset
         mean = curve.mean(1, keepdim=True)
-        j = _min_log_slope(mean, slope(mean, sigmas))
+        j = min_log_slope(mean, sigmas)
         idx = j.expand(curve.shape[1]).clone()
     flat = g.abs().gather(0, idx.unsqueeze(0)).squeeze(0)
     return idx.long(), flat

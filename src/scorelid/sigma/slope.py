@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["LOG_SLOPE_FLOOR", "relative_slope", "slope"]
+__all__ = ["LOG_SLOPE_FLOOR", "interior", "min_log_slope", "relative_slope", "slope"]
 
 #: LID floor of the relative slope ``|g| / max(|LID|, floor)``: a guard against 0.
 LOG_SLOPE_FLOOR = 1e-12
@@ -30,6 +30,19 @@ def slope(curve: Tensor, sigmas: Tensor, smooth: bool = True) -> Tensor:
     return torch.from_numpy(np.gradient(c.numpy(), t.reshape(-1).numpy(), axis=0))
 
 
-def relative_slope(curve: Tensor, sigmas: Tensor) -> Tensor:
-    """``|dlog LID / dlog sigma|`` as ``|g| / max(|LID|, LOG_SLOPE_FLOOR)``: ``[S, N]``."""
-    return slope(curve, sigmas).abs() / curve.abs().clamp_min(LOG_SLOPE_FLOOR)
+def relative_slope(curve: Tensor, sigmas: Tensor, g: Tensor | None = None) -> Tensor:
+    """``|dlog LID / dlog sigma|`` as ``|g| / max(|LID|, LOG_SLOPE_FLOOR)``: ``[S, N]`` (``g``: the
+    curve's ``slope`` when already computed)."""
+    g = slope(curve, sigmas) if g is None else g
+    return g.abs() / curve.abs().clamp_min(LOG_SLOPE_FLOOR)
+
+
+def interior(S: int) -> slice:
+    """The grid levels a rule may choose: all but the two ends (every level when ``S < 3``)."""
+    return slice(1, S - 1) if S >= 3 else slice(0, S)
+
+
+def min_log_slope(curve: Tensor, sigmas: Tensor, g: Tensor | None = None) -> Tensor:
+    """Per point ``[N]``: the interior level of smallest ``relative_slope``."""
+    inner = interior(curve.shape[0])
+    return relative_slope(curve, sigmas, g)[inner].argmin(0) + (inner.start or 0)

@@ -8,7 +8,6 @@ the elapsed time (``state.json``), so a resumed run ends with the uninterrupted 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor
 
 from scorelid.nn.precond import EDMDenoiser
+from scorelid.runtime.resume import fingerprint
 from scorelid.training.checkpoint import latest_train_state, load_train_state
 from scorelid.training.config import TrainConfig
 from scorelid.training.sigma_sampling import SigmaSampler
@@ -48,11 +48,6 @@ class TrainState:
     seconds: float = 0.0
 
 
-def fingerprint(x: Tensor) -> str:
-    """Short hash of the training points (a checkpoint made on other data is refused)."""
-    return hashlib.sha256(x.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
-
-
 def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState:
     """A fresh state for float32 points ``x [N, n]``: the network initialised from ``cfg.seed``
     (without touching torch's global generator), EMA = weights, AdamW, the batch generator."""
@@ -74,7 +69,7 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
         edges=sampler.bucket_edges(cfg.n_buckets),
         sums=torch.zeros(cfg.n_buckets, dtype=torch.float64),
         counts=torch.zeros(cfg.n_buckets, dtype=torch.float64),
-        record=cfg.record(N, fingerprint(x)),
+        record=cfg.record(N, fingerprint(x.float())),  # the training points, as float32 bytes
     )
 
 
