@@ -235,6 +235,10 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
+    if args.method == "auto":  # scorelid estimate's default
+        from scorelid.sklearn import auto_method
+
+        args.method = auto_method(model.n)
     sigmas = grid(args.sigmas, model, x)
     check_grid(sigmas, model, args.model, getattr(args, "any_sigma", False))
     curves = compute_curves(args, model, x, info, sigmas, options, auto and rule == "agreement",

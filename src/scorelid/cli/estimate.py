@@ -63,9 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model directory written by `scorelid train`")
     p.add_argument("--data", required=True, help="points: .npy, .npz, .csv or .parquet [N, n]")
-    p.add_argument("--method", default="dsm", choices=sorted(METHODS))
+    p.add_argument("--method", default="auto", choices=["auto", *sorted(METHODS)],
+                   help="LID estimator; auto (default): the normal bundle up to n = 1024 coordinates, "
+                        "dsm above (scorelid.sklearn.auto_method)")
     p.add_argument("--sigma", type=_sigma_arg, default=None,
-                   help="noise level in the data's units (default 0.05), or 'auto': per point, the level "
+                   help="noise level in the data's units (default: 5%% of the training data's scale, "
+                        "0.05 for a model that does not record it), or 'auto': per point, the level "
                         "of --sigmas where its LID curve is flat")
     p.add_argument("--sigmas", default=None,
                    help="levels 'a:b:k' (k log-spaced from a to b) or 'a,b,c': the grid searched by "
@@ -98,10 +101,9 @@ def run(args: argparse.Namespace) -> int:
         from scorelid.cli.curve import run_estimate_sigmas
 
         return run_estimate_sigmas(args)
-    if args.sigma is None:
-        args.sigma = 0.05
     info = init_distributed(args.device)
     model = load_denoiser(args.model, device=info.device, arch=args.arch)
+    resolve_defaults(args, model)
     points = open_points(args.data)
     if len(points.shape) != 1 or points.shape[0] != model.n:
         raise ValueError(f"{args.data}: points have shape {points.full_shape}, but the model {args.model} "
@@ -190,6 +192,19 @@ class _Summary:
 
     def mean(self) -> str:
         return f"{self.sum / self.finite:.3f}" if self.finite else "nan"
+
+
+def resolve_defaults(args: argparse.Namespace, model) -> None:
+    """``--method auto`` -> the method for the model's dimension; no ``--sigma`` -> 5% of the scale of
+    the model's training data (``default_sigma``; 0.05 for a model that does not record it)."""
+    from scorelid.sklearn import auto_method
+    from scorelid.training.config import default_sigma
+
+    if args.method == "auto":
+        args.method = auto_method(model.n)
+    if args.sigma is None:
+        scale = getattr(model, "scale", None)
+        args.sigma = default_sigma(float(scale)) if scale is not None else 0.05
 
 
 def check_sigma(sigma: float, model, where: str, allow_outside: bool = False) -> None:

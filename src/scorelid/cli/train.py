@@ -2,9 +2,10 @@
 
     scorelid train --data X.npy --arch mlp --steps 2000 --out runs/model [--resume]
 
-Settings start from a recipe, a ``scorelid.training.config.TrainConfig`` (``--recipe quick`` by
-default: ``QUICK``; ``cpu-dit``: ``CPU_DIT``; ``paper``: ``PAPER[arch]``); flags given explicitly
-override it.  Writes ``DIR/config.json`` and ``DIR/model.safetensors`` (load with
+Settings start from a recipe, a ``scorelid.training.config.TrainConfig`` (``--recipe auto`` by
+default: ``auto_recipe``, ``QUICK`` with its noise range put on the data's scale, and a line saying
+what it chose; ``quick``: ``QUICK`` as it is; ``cpu-dit``: ``CPU_DIT``; ``paper``: ``PAPER[arch]``);
+flags given explicitly override it.  Writes ``DIR/config.json`` and ``DIR/model.safetensors`` (load with
 ``scorelid.load_denoiser(DIR)``), periodic resumable checkpoints in ``DIR/checkpoints/``, and
 ``DIR/lid_by_sigma.csv``: the in-sample mean DSM-LID per noise-level bucket over the last 20% of
 training, also printed as a table.
@@ -28,6 +29,7 @@ writes the files and prints; a failing rank stops every rank with one line namin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,9 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training points: .npy, .npz, .csv or .parquet [N, n]")
     p.add_argument("--out", required=True, help="output directory for the model and checkpoints")
     p.add_argument("--arch", choices=("mlp", "dit"), default=None, help="network (default: the recipe's)")
-    p.add_argument("--recipe", choices=("quick", "cpu-dit", "paper"), default="quick",
-                   help="starting settings (default quick: a CPU-sized MLP; cpu-dit: a small DiT, "
-                        "slower, better on curved data; paper: the paper's sizes, for a GPU)")
+    p.add_argument("--recipe", choices=("auto", "quick", "cpu-dit", "paper"), default="auto",
+                   help="starting settings (default auto: the quick recipe put on the data's scale; "
+                        "quick: a CPU-sized MLP, noise range in the data's units as given; cpu-dit: a "
+                        "small DiT, slower; paper: the paper's sizes, for a GPU)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -82,9 +85,13 @@ def _say_resuming(ck: Path, step: int) -> None:
     print(f"resuming from {ck} at step {step}", file=sys.stderr)
 
 
-def _settings(args: argparse.Namespace) -> TrainConfig:
-    """The recipe with the flags given; ``ValueError`` naming a flag that does not apply or cannot train."""
-    from scorelid.training.config import CPU_DIT, PAPER, QUICK
+def _settings(args: argparse.Namespace, x: Any = None) -> TrainConfig:
+    """The recipe with the flags given; ``ValueError`` naming a flag that does not apply or cannot train.
+
+    ``--recipe auto`` (the default) is ``auto_recipe(x)``: the quick recipe on the scale of the
+    points ``x``; what it chose is printed.
+    """
+    from scorelid.training.config import CPU_DIT, PAPER, QUICK, auto_recipe, describe_recipe
 
     if args.recipe == "paper":
         base = PAPER[args.arch or "mlp"]
@@ -93,6 +100,15 @@ def _settings(args: argparse.Namespace) -> TrainConfig:
         if args.arch and args.arch != base.arch:
             # the recipe's network options belong to its architecture: drop them
             base = base.replace(arch=args.arch, net={})
+        if args.recipe == "auto" and x is not None:
+            base, chosen = auto_recipe(x, base)
+            flags = {flag: getattr(args, flag) for flag in _FLAGS if getattr(args, flag) is not None}
+            chosen.update({k: v for k, v in flags.items() if k in chosen})
+            if os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
+                print(f"scorelid train: {describe_recipe(chosen)}"
+                      + (f" (given: {', '.join('--' + k.replace('_', '-') for k in flags)})"
+                         if flags else ""),
+                      file=sys.stderr)
     flags = {flag: getattr(args, flag) for flag in _FLAGS if getattr(args, flag) is not None}
     arch_opts = {"mlp": ("width", "depth"), "dit": ("hidden", "heads", "depth", "patch")}[base.arch]
     for k in ("width", "hidden", "heads", "patch"):
@@ -180,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     force = getattr(args, "force", False)
     finished = (out / "model.safetensors").is_file()
     resume = _resume_from(out, args, finished)
-    config = _settings(args)
+    config = _settings(args, x)
     info = init_distributed(args.device)
     if config.batch_size % info.world_size:
         raise ValueError(f"--batch-size {config.batch_size} must be a multiple of the number of "

@@ -28,7 +28,8 @@ import numpy as np
 from scorelid.nn.precond import ARCHS, C_INS, SKIPS
 from scorelid.training.sigma_sampling import SIGMA_DISTS
 
-__all__ = ["CPU_DIT", "CPU_DIT_RECIPE", "PAPER", "PAPER_RECIPE", "QUICK", "QUICK_RECIPE", "TrainConfig",
+__all__ = ["CPU_DIT", "CPU_DIT_RECIPE", "DEFAULT_SIGMA_FRACTION", "PAPER", "PAPER_RECIPE", "QUICK",
+           "QUICK_RECIPE", "TrainConfig", "auto_recipe", "data_scale", "default_sigma", "describe_recipe",
            "net_options"]
 
 
@@ -232,3 +233,66 @@ PAPER: dict[str, TrainConfig] = {
 QUICK_RECIPE: dict[str, Any] = QUICK.to_kwargs(named_only=True)
 CPU_DIT_RECIPE: dict[str, Any] = CPU_DIT.to_kwargs(named_only=True)
 PAPER_RECIPE: dict[str, dict[str, Any]] = {a: r.to_kwargs(named_only=True) for a, r in PAPER.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The default recipe for a user's own data: QUICK, placed on the data's scale and sized to it.
+
+#: ``ScoreLID``'s and ``scorelid estimate``'s default noise level, as a fraction of the data's scale
+DEFAULT_SIGMA_FRACTION = 0.05
+
+
+def data_scale(x: Any) -> float:
+    """The data's scale: its largest per-coordinate standard deviation (``x [N, n]``, any units).
+
+    The same number ``EDMDenoiser`` divides by, so noise levels given as fractions of it mean the
+    same thing on data of any units.  ``ValueError`` for data with no variance.
+    """
+    a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    scale = float(a.std(0, ddof=1).max()) if len(a) > 1 else 0.0
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError("the data has zero variance in every coordinate: no scale to set noise levels by")
+    return scale
+
+
+def _sig2(v: float) -> float:
+    """``v`` rounded to two significant figures (readable noise levels: 0.05, not 0.04987)."""
+    return float(f"{v:.2g}")
+
+
+def default_sigma(scale: float) -> float:
+    """The default estimation noise level for data of scale ``scale``: 5% of it, two significant figures."""
+    return _sig2(DEFAULT_SIGMA_FRACTION * scale)
+
+
+def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """The recipe for points ``x [N, n]``: ``base`` (default ``QUICK``) with its noise range put on
+    the data's scale, and what was chosen, for the user to read.
+
+    ``QUICK`` was made on data whose scale is 1 (the benchmark normalisation), so its noise range
+    ``[sigma_min, sigma_max]`` is multiplied by ``data_scale(x)`` (two significant figures): the
+    same recipe then trains the same model on ``x`` and on ``1000 * x``, and the default estimation
+    level ``default_sigma`` lies inside the trained range.
+
+    Returns:
+        ``(config, chosen)``; ``chosen`` holds ``n_points``, ``n``, ``scale``, the chosen
+        ``sigma_min``/``sigma_max``/``steps``/``width``/``batch_size`` and ``sigma`` (the default
+        estimation level).  ``describe_recipe(chosen)`` is one line for a log.
+    """
+    base = QUICK if base is None else base
+    a = np.asarray(x)
+    scale = data_scale(a)
+    config = base.replace(sigma_min=_sig2(base.sigma_min * scale), sigma_max=_sig2(base.sigma_max * scale))
+    chosen = {"n_points": int(a.shape[0]), "n": int(np.prod(a.shape[1:])), "scale": scale,
+              "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
+              "batch_size": config.batch_size, "width": config.net.get("width"),
+              "sigma": default_sigma(scale)}
+    return config, chosen
+
+
+def describe_recipe(chosen: dict[str, Any]) -> str:
+    """One line saying what ``auto_recipe`` chose and from what."""
+    width = f", width {chosen['width']}" if chosen.get("width") is not None else ""
+    return (f"recipe for {chosen['n_points']} points in R^{chosen['n']} of scale {chosen['scale']:.3g}: "
+            f"{chosen['steps']} steps of {chosen['batch_size']}{width}, training noise "
+            f"[{chosen['sigma_min']:g}, {chosen['sigma_max']:g}], estimation sigma {chosen['sigma']:g}")
