@@ -13,9 +13,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from scorelid import ScoreLID
 from scorelid.data.analytic import GaussianSubspace
+from scorelid.training.config import default_sigma
 
 # Tiny, fast configuration for sklearn's generic checks (their data is 2-D-ish, tens of rows).
-TINY = dict(train_steps=5, batch_size=16, n_noise=2, train_options={"width": 16, "depth": 1})
+TINY = dict(train_steps=5, batch_size=16, train_options={"width": 16, "depth": 1})
 
 
 def sphere(num: int, d: int = 2, n: int = 8, seed: int = 0) -> np.ndarray:
@@ -29,7 +30,7 @@ def sphere(num: int, d: int = 2, n: int = 8, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def fitted_sphere() -> tuple[ScoreLID, np.ndarray]:
     x = sphere(2000)
-    est = ScoreLID(sigma=0.05, train_steps=1000, random_state=0, train_options={"width": 128})
+    est = ScoreLID(method="dsm", sigma=0.05, train_steps=1000, random_state=0, train_options={"width": 128})
     return est.fit(x), x
 
 
@@ -44,7 +45,7 @@ def test_wrap_closed_form_matches_expected_dsm():
     """Wrapped analytic denoiser: mean DSM-LID agrees with the closed-form expectation (~d = 3)."""
     D = GaussianSubspace(3, 10, scale=1.0, seed=0)
     x, _ = D.sample(400, seed=1)
-    est = ScoreLID.from_denoiser(D, sigma=0.01, n_noise=16)
+    est = ScoreLID.from_denoiser(D, method="dsm", sigma=0.01, n_noise=16)
     lid = est.predict(x.numpy())
     expected = D.expected_dsm(x, 0.01).numpy()
     # per-point spread of the K=16 average is ~0.6/sqrt(16)... measured std of lid ~0.5; SE of the mean
@@ -59,11 +60,11 @@ def test_noise_is_per_point_not_per_row():
     """A point's LID does not depend on which rows come with it (seeds hash the point)."""
     D = GaussianSubspace(2, 6, seed=0)
     x = D.sample(50, seed=2)[0].numpy()
-    est = ScoreLID.from_denoiser(D, sigma=0.05, random_state=3)
+    est = ScoreLID.from_denoiser(D, method="dsm", sigma=0.05, random_state=3)
     full = est.predict(x)
     np.testing.assert_array_equal(est.predict(x[10:13]), full[10:13])
     np.testing.assert_array_equal(est.predict(x[::-1]), full[::-1])
-    other = ScoreLID.from_denoiser(D, sigma=0.05, random_state=4).predict(x)
+    other = ScoreLID.from_denoiser(D, method="dsm", sigma=0.05, random_state=4).predict(x)
     assert not np.array_equal(other, full)  # random_state does change the noise
 
 
@@ -83,6 +84,10 @@ def test_fit_on_sphere_recovers_dimension(fitted_sphere):
     assert abs(est.predict(new).mean() - 2.0) < 0.4  # held-out points: 300 points, larger MC error
     off = new * 1.3  # off the sphere by 0.3 >> sigma: the denoiser pulls them back, DSM-LID explodes
     assert est.predict(off).mean() > 8.0
+    # the default method (auto: the normal bundle at n = 8) on the same model counts 2 directions
+    auto = ScoreLID.from_denoiser(est.denoiser_)
+    lid = auto.predict(new)
+    assert auto.sigma_ == default_sigma(float(est.denoiser_.scale)) and set(np.unique(lid)) <= {1.0, 2.0, 3.0} and abs(lid.mean() - 2.0) < 0.2
 
 
 def test_save_load_round_trip(fitted_sphere, tmp_path):

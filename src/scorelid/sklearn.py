@@ -210,7 +210,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         """The recipe for ``X`` (``auto_recipe``; the plain quick recipe without ``X``) with this
         estimator's settings and ``train_options``; the options that are not settings
         (``out_dir``, ``callback``, ...) apart, for ``train_denoiser``.  Sets ``recipe_``."""
-        from scorelid.training.config import QUICK, TrainConfig, auto_recipe
+        from scorelid.training.config import QUICK, TrainConfig, auto_recipe, recipe_summary
         from scorelid.training.loop import RUN_OPTIONS
 
         options = dict(self.train_options or {})
@@ -229,10 +229,8 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         config = base.replace(steps=int(self.train_steps or base.steps),
                               batch_size=int(self.batch_size or base.batch_size),
                               lr=float(self.lr or base.lr), seed=self._seed(), **options)
-        if self.recipe_ is not None:  # what was finally used, the user's settings included
-            self.recipe_.update(steps=config.steps, batch_size=config.batch_size,
-                                width=config.net.get("width"), sigma_min=config.sigma_min,
-                                sigma_max=config.sigma_max)
+        if X is not None:  # what is finally used, the user's settings included
+            self.recipe_ = recipe_summary(config, X, self.recipe_["scale"])
         return config, run_options
 
     # ------------------------------------------------------------------ sklearn API

@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import warnings
 
+import numpy as np
 import pytest
 
 from scorelid.training import config as C
@@ -154,3 +155,37 @@ def test_to_kwargs_round_trip():
     assert "num_threads" not in rec  # does not change the weights: a resumed run may use other threads
     with pytest.raises(TypeError, match="flat keywords"):
         TrainConfig.from_kwargs(net={"width": 3})
+
+
+def test_auto_recipe_puts_the_noise_range_on_the_data_scale():
+    """The same recipe for ``x`` and ``1000 x``: noise range and default sigma scale with the data."""
+    from scorelid.training.config import auto_recipe, data_scale, default_sigma, describe_recipe
+
+    x = np.random.default_rng(0).standard_normal((500, 6)) * [1, 2, 3, 1, 1, 0.5]
+    scale = float(x.std(0, ddof=1).max())
+    assert data_scale(x) == pytest.approx(scale) and 2.7 < scale < 3.3
+    cfg, chosen = auto_recipe(x)
+    assert cfg.sigma_min == float(f"{QUICK.sigma_min * scale:.2g}") != QUICK.sigma_min
+    assert cfg.sigma_max == float(f"{QUICK.sigma_max * scale:.2g}")
+    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max) == QUICK  # nothing else changes
+    big, chosen_big = auto_recipe(1000 * x)
+    assert big.sigma_min == pytest.approx(1000 * cfg.sigma_min)
+    assert big.sigma_max == pytest.approx(1000 * cfg.sigma_max)
+    assert chosen_big["sigma"] == pytest.approx(1000 * chosen["sigma"])
+    assert cfg.sigma_min < chosen["sigma"] < cfg.sigma_max  # the default level is a trained one
+    assert (chosen["n_points"], chosen["n"], chosen["steps"]) == (500, 6, QUICK.steps)
+    line = describe_recipe(chosen)
+    assert "500 points in R^6" in line and f"estimation sigma {chosen['sigma']:g}" in line
+    # the benchmark's normalised data (scale 1) keeps the quick recipe as it is
+    unit = x / scale
+    assert auto_recipe(unit)[0] == QUICK and default_sigma(data_scale(unit)) == 0.05
+
+
+def test_default_sigma_and_bad_scale():
+    from scorelid.training.config import data_scale, default_sigma
+
+    assert default_sigma(1.0) == 0.05 and default_sigma(0.9994) == 0.05 and default_sigma(123.4) == 6.2
+    with pytest.raises(ValueError, match="zero variance"):
+        data_scale(np.ones((10, 3)))
+    with pytest.raises(ValueError, match="zero variance"):
+        data_scale(np.ones((1, 3)))

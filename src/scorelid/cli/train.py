@@ -29,7 +29,6 @@ writes the files and prints; a failing rank stops every rank with one line namin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +90,7 @@ def _settings(args: argparse.Namespace, x: Any = None) -> TrainConfig:
     ``--recipe auto`` (the default) is ``auto_recipe(x)``: the quick recipe on the scale of the
     points ``x``; what it chose is printed.
     """
-    from scorelid.training.config import CPU_DIT, PAPER, QUICK, auto_recipe, describe_recipe
+    from scorelid.training.config import CPU_DIT, PAPER, QUICK, auto_recipe
 
     if args.recipe == "paper":
         base = PAPER[args.arch or "mlp"]
@@ -101,14 +100,7 @@ def _settings(args: argparse.Namespace, x: Any = None) -> TrainConfig:
             # the recipe's network options belong to its architecture: drop them
             base = base.replace(arch=args.arch, net={})
         if args.recipe == "auto" and x is not None:
-            base, chosen = auto_recipe(x, base)
-            flags = {flag: getattr(args, flag) for flag in _FLAGS if getattr(args, flag) is not None}
-            chosen.update({k: v for k, v in flags.items() if k in chosen})
-            if os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
-                print(f"scorelid train: {describe_recipe(chosen)}"
-                      + (f" (given: {', '.join('--' + k.replace('_', '-') for k in flags)})"
-                         if flags else ""),
-                      file=sys.stderr)
+            base, _ = auto_recipe(x, base)
     flags = {flag: getattr(args, flag) for flag in _FLAGS if getattr(args, flag) is not None}
     arch_opts = {"mlp": ("width", "depth"), "dit": ("hidden", "heads", "depth", "patch")}[base.arch]
     for k in ("width", "hidden", "heads", "patch"):
@@ -204,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
     if force and finished and info.is_main:
         for name in ("model.safetensors", "config.json", "lid_by_sigma.csv"):
             (out / name).unlink(missing_ok=True)  # --force: the old finished model goes first
+    if info.is_main and args.recipe == "auto":
+        from scorelid.training.config import describe_recipe, recipe_summary
+
+        print(f"scorelid train: {describe_recipe(recipe_summary(config, x))}", file=sys.stderr)
     if info.is_main:
         print(f"training {config.arch} on {x.shape[0]} points of dimension {x.shape[1]} "
               f"for {config.steps} steps -> {out}"

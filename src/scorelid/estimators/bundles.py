@@ -110,7 +110,8 @@ def normal_bundle(
         # and exact zeros of the stack, whose log ratios are arbitrary (a 1e-9 / 1e-12 "gap" beat the
         # normal/tangent one and read LID 1-12 on curved manifolds of dimension 32)
         gaps = gaps.masked_fill(sv[:, :-1] < GAP_FLOOR * sv[:, :1], -math.inf)
-        normal = gaps.argmax(1) + 1
+        # one coordinate has no gap: a continuum on a line reads 1 (the rule reads 1..n-1 otherwise)
+        normal = gaps.argmax(1) + 1 if n > 1 else torch.zeros(P, dtype=torch.long)
     lid = (n - normal).double()
     lid[bad.cpu()] = float("nan")
     return lid

@@ -30,7 +30,7 @@ from scorelid.training.sigma_sampling import SIGMA_DISTS
 
 __all__ = ["CPU_DIT", "CPU_DIT_RECIPE", "DEFAULT_SIGMA_FRACTION", "PAPER", "PAPER_RECIPE", "QUICK",
            "QUICK_RECIPE", "TrainConfig", "auto_recipe", "data_scale", "default_sigma", "describe_recipe",
-           "net_options"]
+           "net_options", "recipe_summary"]
 
 
 def net_options(arch: str) -> frozenset[str]:
@@ -280,14 +280,18 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
         estimation level).  ``describe_recipe(chosen)`` is one line for a log.
     """
     base = QUICK if base is None else base
-    a = np.asarray(x)
-    scale = data_scale(a)
+    scale = data_scale(x)
     config = base.replace(sigma_min=_sig2(base.sigma_min * scale), sigma_max=_sig2(base.sigma_max * scale))
-    chosen = {"n_points": int(a.shape[0]), "n": int(np.prod(a.shape[1:])), "scale": scale,
-              "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
-              "batch_size": config.batch_size, "width": config.net.get("width"),
-              "sigma": default_sigma(scale)}
-    return config, chosen
+    return config, recipe_summary(config, x, scale)
+
+
+def recipe_summary(config: TrainConfig, x: Any, scale: float | None = None) -> dict[str, Any]:
+    """What a recipe trains on points ``x [N, n]``: ``n_points``, ``n``, ``scale``, ``sigma_min``,
+    ``sigma_max``, ``steps``, ``batch_size``, ``width`` and ``sigma`` (the default estimation level)."""
+    scale = data_scale(x) if scale is None else scale
+    return {"n_points": len(x), "n": int(np.prod(np.shape(x)[1:])), "scale": scale,
+            "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
+            "batch_size": config.batch_size, "width": config.net.get("width"), "sigma": default_sigma(scale)}
 
 
 def describe_recipe(chosen: dict[str, Any]) -> str:
