@@ -13,7 +13,7 @@ normal bundle for ``n <= AUTO_BUNDLE_MAX_N`` (``method_``): it counts the direct
 removes noise from instead of summing squared errors, so a model that removes only part of the
 noise in a normal direction still counts it.  On curved data nobody tuned for it reads within 1 of
 the truth where DSM at the same level reads near the ambient dimension (benchmarks/unseen_data.py).
-Above that size (``K = 2n`` forward passes per point) it is ``"dsm"``.
+Above that size (``K = 2n`` forward passes per point), or with ``n_noise < n``, it is ``"dsm"``.
 
 Like ``skdim.id.*`` estimators, ``fit`` stores ``dimension_pw_`` / ``dimension_``.  Unlike them the
 estimate of a new point does not need the training set: it is ``scorelid.estimate(denoiser_, x,
@@ -70,9 +70,12 @@ _SAVED = ("arch", "method", "sigma", "n_noise", "train_steps", "batch_size", "lr
           "train_options", "estimate_options", "estimate_batch_size")
 
 
-def auto_method(n: int) -> str:
-    """The method ``method="auto"`` stands for on data with ``n`` coordinates."""
-    return "normal_bundle" if n <= AUTO_BUNDLE_MAX_N else "dsm"
+def auto_method(n: int, n_noise: int | None = None) -> str:
+    """The method ``method="auto"`` stands for on data with ``n`` coordinates: the normal bundle
+    when it can run (``n <= AUTO_BUNDLE_MAX_N``, and ``n_noise``, if given, at least ``n``), else
+    ``"dsm"`` (so an explicit small ``n_noise`` keeps meaning DSM's noise draws)."""
+    bundle = n <= AUTO_BUNDLE_MAX_N and (n_noise is None or n_noise >= n)
+    return "normal_bundle" if bundle else "dsm"
 
 
 def point_seeds(x: np.ndarray) -> Tensor:
@@ -90,7 +93,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
     Args:
         arch: denoiser network, ``"mlp"`` or ``"dit"`` (see ``scorelid.train_denoiser``).
         method: LID estimator, one of ``scorelid.METHODS`` (``"dsm"``: forward passes only;
-            ``"flipd"``: exact Jacobian trace by default), or ``"auto"``: ``auto_method(n)``.
+            ``"flipd"``: exact Jacobian trace by default), or ``"auto"``: ``auto_method(n, n_noise)``.
         sigma: noise level on the VE scale, in the units of ``X``; ``None``: 5% of the data's
             scale (its largest per-coordinate std), ``scorelid.training.config.default_sigma``.
         n_noise: noise draws per point (``None``: the method's default: 8 for ``dsm``/``ism``,
@@ -182,7 +185,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         return None if scale is None else default_sigma(float(scale))
 
     def _method(self, n: int) -> str:
-        return auto_method(n) if self.method == "auto" else self.method
+        return auto_method(n, self.n_noise) if self.method == "auto" else self.method
 
     def _check_params(self) -> None:
         if self.method not in METHODS and self.method != "auto":

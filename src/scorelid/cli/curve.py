@@ -238,7 +238,7 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     if args.method == "auto":  # scorelid estimate's default
         from scorelid.sklearn import auto_method
 
-        args.method = auto_method(model.n)
+        args.method = auto_method(model.n, args.n_noise)
     sigmas = grid(args.sigmas, model, x)
     check_grid(sigmas, model, args.model, getattr(args, "any_sigma", False))
     curves = compute_curves(args, model, x, info, sigmas, options, auto and rule == "agreement",
