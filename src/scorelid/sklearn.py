@@ -17,7 +17,9 @@ Above that size (``K = 2n`` forward passes per point), or with ``n_noise < n``, 
 
 Like ``skdim.id.*`` estimators, ``fit`` stores ``dimension_pw_`` / ``dimension_``.  Unlike them the
 estimate of a new point does not need the training set: it is ``scorelid.estimate(denoiser_, x,
-method, sigma)``, so ``predict`` scores points the model never saw (anomaly detection).
+method, sigma)``, so ``predict`` scores points the model never saw.  For anomaly detection use
+``method="dsm"``: its reading grows without bound off the data (the normal bundle counts directions
+and stays at most ``n - 1``).
 
 Noise seeds.  Each point's noise (DSM) and probes (Hutchinson traces) are seeded by
 ``(random_state, hash of the point's float32 bytes)``, not by its row number, so a point gets the

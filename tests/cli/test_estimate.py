@@ -116,3 +116,33 @@ def test_bad_input_one_line(tmp_path, model_dir, points, capsys, case, message):
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_defaults_follow_the_model(tmp_path, capsys):
+    """No --method / --sigma: the normal bundle (n <= 1024) at 5% of the training data's scale; a
+    model trained on 1000x the data (scorelid train's default recipe follows the scale) reads the
+    same points, scaled, the same."""
+    from scorelid.training.config import default_sigma
+
+    x, _ = manifold("hypersphere", 200, seed=1, d=2, n=8)
+    pts, _ = manifold("hypersphere", 25, seed=2, d=2, n=8)
+    tables = []
+    for factor in (1.0, 1000.0):
+        data, model, out = tmp_path / f"x{factor:g}.npy", tmp_path / f"m{factor:g}", tmp_path / f"l{factor:g}.csv"
+        np.save(data, factor * x.numpy())
+        np.save(tmp_path / "p.npy", factor * pts.numpy())
+        assert main(["train", "--data", str(data), "--out", str(model), "--steps", "20", "--width", "16",
+                     "--depth", "1", "--batch-size", "32", "--no-progress"]) == 0
+        line = [s for s in capsys.readouterr().err.splitlines() if s.startswith("scorelid train: recipe")]
+        assert len(line) == 1 and "200 points in R^8" in line[0]
+        cfg = load_denoiser(model).config["train"]
+        assert cfg["sigma_max"] == pytest.approx(factor * 0.3 * float(x.std(0).max()), rel=0.02)
+        assert main(["estimate", "--model", str(model), "--data", str(tmp_path / "p.npy"), "--out", str(out),
+                     "--no-progress"]) == 0
+        df = pd.read_csv(out)
+        sigma = default_sigma(float(load_denoiser(model).scale))
+        assert (df["method"] == "normal_bundle").all() and (df["sigma"] == sigma).all()
+        tables.append(df)
+    assert tables[1]["sigma"][0] == pytest.approx(1000 * tables[0]["sigma"][0])
+    # same recipe on the data's scale: the same counts (a few rounding-level flips allowed)
+    assert (tables[0]["lid"] == tables[1]["lid"]).mean() >= 0.9  # measured: all 25 equal
