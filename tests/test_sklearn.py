@@ -87,7 +87,8 @@ def test_fit_on_sphere_recovers_dimension(fitted_sphere):
     # the default method (auto: the normal bundle at n = 8) on the same model counts 2 directions
     auto = ScoreLID.from_denoiser(est.denoiser_)
     lid = auto.predict(new)
-    assert auto.sigma_ == default_sigma(float(est.denoiser_.scale)) and set(np.unique(lid)) <= {1.0, 2.0, 3.0} and abs(lid.mean() - 2.0) < 0.2
+    assert auto.sigma_ == default_sigma(float(est.denoiser_.scale))
+    assert set(np.unique(lid)) <= {1.0, 2.0, 3.0} and abs(lid.mean() - 2.0) < 0.2
 
 
 def test_save_load_round_trip(fitted_sphere, tmp_path):

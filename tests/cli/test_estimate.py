@@ -128,7 +128,8 @@ def test_defaults_follow_the_model(tmp_path, capsys):
     pts, _ = manifold("hypersphere", 25, seed=2, d=2, n=8)
     tables = []
     for factor in (1.0, 1000.0):
-        data, model, out = tmp_path / f"x{factor:g}.npy", tmp_path / f"m{factor:g}", tmp_path / f"l{factor:g}.csv"
+        tag = f"{factor:g}"
+        data, model, out = tmp_path / f"x{tag}.npy", tmp_path / f"m{tag}", tmp_path / f"l{tag}.csv"
         np.save(data, factor * x.numpy())
         np.save(tmp_path / "p.npy", factor * pts.numpy())
         assert main(["train", "--data", str(data), "--out", str(model), "--steps", "20", "--width", "16",
