@@ -137,7 +137,7 @@ def test_defaults_follow_the_model(tmp_path, capsys):
         line = [s for s in capsys.readouterr().err.splitlines() if s.startswith("scorelid train: recipe")]
         assert len(line) == 1 and "200 points in R^8" in line[0]
         cfg = load_denoiser(model).config["train"]
-        assert cfg["sigma_max"] == pytest.approx(factor * 0.3 * float(x.std(0).max()), rel=0.02)
+        assert cfg["sigma_max"] == pytest.approx(factor * 0.25 * float(x.std(0).max()), rel=0.02)
         assert main(["estimate", "--model", str(model), "--data", str(tmp_path / "p.npy"), "--out", str(out),
                      "--no-progress"]) == 0
         df = pd.read_csv(out)

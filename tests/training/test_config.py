@@ -159,26 +159,35 @@ def test_to_kwargs_round_trip():
 
 def test_auto_recipe_puts_the_noise_range_on_the_data_scale():
     """The same recipe for ``x`` and ``1000 x``: noise range and default sigma scale with the data."""
-    from scorelid.training.config import auto_recipe, data_scale, default_sigma, describe_recipe
+    from scorelid.training.config import (
+        AUTO_SIGMA_RANGE,
+        AUTO_STEPS,
+        auto_recipe,
+        data_scale,
+        describe_recipe,
+    )
 
     x = np.random.default_rng(0).standard_normal((500, 6)) * [1, 2, 3, 1, 1, 0.5]
     scale = float(x.std(0, ddof=1).max())
     assert data_scale(x) == pytest.approx(scale) and 2.7 < scale < 3.3
     cfg, chosen = auto_recipe(x)
-    assert cfg.sigma_min == float(f"{QUICK.sigma_min * scale:.2g}") != QUICK.sigma_min
-    assert cfg.sigma_max == float(f"{QUICK.sigma_max * scale:.2g}")
-    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max) == QUICK  # nothing else changes
+    assert cfg.sigma_min == float(f"{AUTO_SIGMA_RANGE[0] * scale:.2g}")
+    assert cfg.sigma_max == float(f"{AUTO_SIGMA_RANGE[1] * scale:.2g}")
+    assert cfg.steps == AUTO_STEPS and cfg.num_threads is None
+    # nothing else changes: the network and the schedule are the quick recipe's
+    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max, steps=QUICK.steps,
+                       num_threads=QUICK.num_threads) == QUICK
     big, chosen_big = auto_recipe(1000 * x)
     assert big.sigma_min == pytest.approx(1000 * cfg.sigma_min)
     assert big.sigma_max == pytest.approx(1000 * cfg.sigma_max)
     assert chosen_big["sigma"] == pytest.approx(1000 * chosen["sigma"])
     assert cfg.sigma_min < chosen["sigma"] < cfg.sigma_max  # the default level is a trained one
-    assert (chosen["n_points"], chosen["n"], chosen["steps"]) == (500, 6, QUICK.steps)
+    assert (chosen["n_points"], chosen["n"], chosen["steps"]) == (500, 6, AUTO_STEPS)
     line = describe_recipe(chosen)
     assert "500 points in R^6" in line and f"estimation sigma {chosen['sigma']:g}" in line
-    # the benchmark's normalised data (scale 1) keeps the quick recipe as it is
-    unit = x / scale
-    assert auto_recipe(unit)[0] == QUICK and default_sigma(data_scale(unit)) == 0.05
+    # another base keeps its network: the DiT recipe
+    dit, _ = auto_recipe(x, CPU_DIT)
+    assert dit.arch == "dit" and dit.net == CPU_DIT.net
 
 
 def test_default_sigma_and_bad_scale():
