@@ -8,11 +8,19 @@ training points as the reference pool).  Prints a table and writes JSON + markdo
 
     .venv/bin/python benchmarks/unseen_data.py --out benchmarks/results/unseen_data
     .venv/bin/python benchmarks/unseen_data.py --cases issue --methods dsm normal_bundle
+    .venv/bin/python benchmarks/unseen_data.py --cases issue --cli      # also scorelid train + estimate
+
+``--cli`` also runs the command-line path on each case, as a user would (``scorelid train --data
+X.npy --out M`` then ``scorelid estimate --model M --data Xe.npy --out lid.csv``, every option at
+its default) and reports its MAE and wall time beside the library's.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,6 +69,31 @@ def run_case(name: str, methods: list[str], n_eval: int, params: dict) -> dict:
     return row
 
 
+def run_cli(name: str, n_eval: int) -> dict:
+    """``scorelid train`` + ``scorelid estimate`` with every option at its default, in a temp dir."""
+    import pandas as pd
+
+    specs, n, num = CASES[name]
+    x, _ = embedded(specs, num, n=n, seed=0)
+    xe, de = embedded(specs, n_eval, n=n, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", x.numpy())
+        np.save(f"{tmp}/xe.npy", xe.numpy())
+        cli = [sys.executable, "-m", "scorelid"]
+        t0 = time.perf_counter()
+        subprocess.run([*cli, "train", "--data", f"{tmp}/x.npy", "--out", f"{tmp}/m", "--no-progress"],
+                       check=True, capture_output=True)
+        t1 = time.perf_counter()
+        done = subprocess.run([*cli, "estimate", "--model", f"{tmp}/m", "--data", f"{tmp}/xe.npy", "--out",
+                               f"{tmp}/lid.csv", "--no-progress"], check=True, capture_output=True, text=True)
+        t2 = time.perf_counter()
+        table = pd.read_csv(f"{tmp}/lid.csv")
+    lid = table["lid"].to_numpy()
+    return {**_summary(lid, de.numpy()), "train_s": t1 - t0, "estimate_s": t2 - t1,
+            "method": str(table["method"][0]), "sigma": float(table["sigma"][0]),
+            "said": done.stderr.strip().splitlines()[-1:]}
+
+
 def _table(rows: list[dict], methods: list[str]) -> str:
     cols = [*methods, "mle", "twonn"]
     head = " | ".join(f"{c} MAE" for c in cols)
@@ -83,6 +116,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], help="ScoreLID parameters key=value (Python literals)")
     ap.add_argument("--out", default=None, help="writes OUT.json and OUT.md")
+    ap.add_argument("--cli", action="store_true", help="also scorelid train + estimate at their defaults")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import ast
@@ -91,6 +125,9 @@ def main() -> None:
     for name in args.cases:
         rows.append(run_case(name, args.methods, args.n_eval, params))
         r = rows[-1]
+        if args.cli:
+            r["cli"] = run_cli(name, args.n_eval)
+            print(name, "cli:", {k: r["cli"][k] for k in ("mae", "mean_by_d", "train_s", "method", "sigma")})
         maes = {m: round(r[m]["mae"], 2) for m in [*args.methods, "mle", "twonn"]}
         print(name, f"fit {r['fit_s']:.0f} s", maes, {m: r[m]["mean_by_d"] for m in args.methods}, flush=True)
     table = _table(rows, args.methods)

@@ -173,10 +173,9 @@ def test_auto_recipe_puts_the_noise_range_on_the_data_scale():
     cfg, chosen = auto_recipe(x)
     assert cfg.sigma_min == float(f"{AUTO_SIGMA_RANGE[0] * scale:.2g}")
     assert cfg.sigma_max == float(f"{AUTO_SIGMA_RANGE[1] * scale:.2g}")
-    assert cfg.steps == AUTO_STEPS and cfg.num_threads is None
+    assert cfg.steps == AUTO_STEPS
     # nothing else changes: the network and the schedule are the quick recipe's
-    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max, steps=QUICK.steps,
-                       num_threads=QUICK.num_threads) == QUICK
+    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max, steps=QUICK.steps) == QUICK
     big, chosen_big = auto_recipe(1000 * x)
     assert big.sigma_min == pytest.approx(1000 * cfg.sigma_min)
     assert big.sigma_max == pytest.approx(1000 * cfg.sigma_max)

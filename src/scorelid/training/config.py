@@ -281,8 +281,7 @@ def default_sigma(scale: float) -> float:
 
 
 #: What ``auto_recipe`` changes in its base recipe: the training noise range as fractions of the
-#: data's scale (a decade and a half around ``DEFAULT_SIGMA_FRACTION``), the length, and the threads
-#: (``None``: every core torch has).  Measured on curved data (benchmarks/unseen_data.py): the quick
+#: data's scale (a decade and a half around ``DEFAULT_SIGMA_FRACTION``) and the length.  Measured on curved data (benchmarks/unseen_data.py): the quick
 #: recipe's 3,000 steps over [0.004, 0.3] left a 3-torus in R^16 reading 4.6 (normal bundle); 6,000
 #: steps 3.7; the range [0.01, 0.25] with 3,000 steps 3.8, with 6,000 steps 2.99.
 AUTO_SIGMA_RANGE = (0.01, 0.25)
@@ -296,7 +295,8 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
     The training noise range is ``AUTO_SIGMA_RANGE`` times ``data_scale(x)`` (two significant
     figures), so the same recipe trains the same model on ``x`` and on ``1000 * x`` and the default
     estimation level ``default_sigma`` (5% of the scale) is in the middle of the trained range;
-    ``AUTO_STEPS`` steps; torch's own thread count.  The network is ``base``'s.
+    ``AUTO_STEPS`` steps.  The network, schedule and thread count are ``base``'s (the quick recipe
+    pins one thread: two were 7x slower on a shared 2-core machine, docs/training.md).
 
     Returns:
         ``(config, chosen)``; ``chosen`` is ``recipe_summary(config, x)``, and
@@ -305,8 +305,7 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
     base = QUICK if base is None else base
     scale = data_scale(x)
     lo, hi = AUTO_SIGMA_RANGE
-    config = base.replace(sigma_min=_sig2(lo * scale), sigma_max=_sig2(hi * scale), steps=AUTO_STEPS,
-                          num_threads=None)
+    config = base.replace(sigma_min=_sig2(lo * scale), sigma_max=_sig2(hi * scale), steps=AUTO_STEPS)
     return config, recipe_summary(config, x, scale)
 
 
