@@ -281,9 +281,10 @@ def default_sigma(scale: float) -> float:
 
 
 #: What ``auto_recipe`` changes in its base recipe: the training noise range as fractions of the
-#: data's scale (a decade and a half around ``DEFAULT_SIGMA_FRACTION``) and the length.  Measured on curved data (benchmarks/unseen_data.py): the quick
-#: recipe's 3,000 steps over [0.004, 0.3] left a 3-torus in R^16 reading 4.6 (normal bundle); 6,000
-#: steps 3.7; the range [0.01, 0.25] with 3,000 steps 3.8, with 6,000 steps 2.99.
+#: data's scale (a decade and a half around ``DEFAULT_SIGMA_FRACTION``) and the length.  Measured
+#: on curved data (benchmarks/unseen_data.py), a 3-torus in R^16 read by the normal bundle: the
+#: quick recipe's 3,000 steps over [0.004, 0.3] 4.6; 6,000 steps 3.7; [0.01, 0.25] with 3,000
+#: steps 3.8, with 6,000 steps 2.99.
 AUTO_SIGMA_RANGE = (0.01, 0.25)
 AUTO_STEPS = 6000
 
