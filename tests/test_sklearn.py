@@ -152,3 +152,29 @@ def test_train_config_from_the_quick_recipe():
         ScoreLID(train_options={"steps": 3})._train_config()
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['widht'\]"):
         ScoreLID(train_options={"widht": 3})._train_config()
+
+
+def test_defaults_read_curved_data_nobody_tuned_for():
+    """A 2-cube and a 4-sphere pushed through random networks into R^12 (scorelid.data.embedded):
+    the default method and noise level (normal bundle at 5% of the data's scale) of a shortened
+    default recipe read held-out points within 0.35 of the truth on average, closer than
+    scikit-dimension's MLE (k = 50) on the same points.  Measured: MAE 0.27 (means 1.97 / 3.85)
+    with 1,000 steps, 0.17 with 2,000; MLE 0.42.  DSM at the same level reads 2-3x the truth."""
+    from scorelid.data.embedded import embedded
+    from scorelid.estimators.baselines import baseline_lid
+
+    specs = [("cube", 2), ("sphere", 4)]
+    x, _ = embedded(specs, 3000, n=12, seed=0)
+    xe, de = embedded(specs, 200, n=12, seed=1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        est = ScoreLID(train_steps=1000, random_state=0).fit(x.numpy())
+        lid = est.predict(xe.numpy())
+    finally:
+        torch.set_num_threads(n)
+    assert est.method_ == "normal_bundle" and est.sigma_ == 0.05
+    assert est.recipe_["sigma_min"] == 0.01 and est.recipe_["sigma_max"] == 0.25
+    mae = np.abs(lid - de.numpy()).mean()
+    mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
+    assert mae < 0.35 and mae < mle, (mae, mle)
