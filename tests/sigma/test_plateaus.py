@@ -136,3 +136,34 @@ def test_model_range_and_error_floor():
     assert 0.02 < floor < 0.05
     s, used = auto_grid(den, torch.randn(50, 4))
     assert float(s[0]) == pytest.approx(0.004) and float(s[-1]) <= 0.3 + 1e-12 and used.source == "training"
+
+
+def test_saturation_is_never_chosen_while_there_is_another_level():
+    """A model that removes no noise below sigma = 0.03 (the identity: DSM reads n = 12 on average)
+    and is exact above it (a 3-dim Gaussian): the stretch at n is the model's ignorance, not a
+    dimension.  ``sigma="auto"`` reads 3; without skipping saturated levels the flattest level is
+    often a saturated one."""
+    from scorelid.data.analytic import GaussianSubspace
+    from scorelid.sigma.slope import min_log_slope, saturated
+
+    G = GaussianSubspace(3, 12, scale=1.0, seed=0)
+
+    def blind(y, sigma):
+        s = torch.as_tensor(sigma, dtype=y.dtype).reshape(-1, 1).expand(y.shape[0], 1)
+        return torch.where(s < 0.03, y, G(y, sigma))
+
+    x, _ = G.sample(200, seed=1)
+    grid = parse_sigmas("0.002:0.3:16")
+    res = estimate_auto(blind, x, "dsm", sigmas=grid, n_noise=16)
+    assert (res.sigma >= 0.03).all() and ((res.lid - 3).abs() < 1.5).float().mean() >= 0.95
+    sat = saturated(res.curve, 12)
+    assert sat.tolist() == (grid < 0.03).tolist()
+    assert all(not sat[p.start : p.stop + 1].any() for found in res.plateaus for p in found)
+    # the same curve without skipping: the saturated stretch wins for many points
+    plain = min_log_slope(res.curve, grid)
+    assert (grid[plain] < 0.03).float().mean() > 0.2
+    # saturated everywhere: nothing else to choose, the flattest level stays
+    flat = torch.full((16, 3), 12.0)
+    flat[5] = 11.9
+    every = torch.ones(16, dtype=torch.bool)
+    assert torch.equal(min_log_slope(flat, grid, skip=every), min_log_slope(flat, grid))

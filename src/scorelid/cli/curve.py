@@ -104,20 +104,23 @@ def compute_curves(
                        progress=not args.no_progress, desc=desc)
 
 
-def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any = None):
+def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any = None, n: int | None = None):
     """``(index [N], flatness [N], plateaus)`` of the level ``rule`` picks on curves ``[N, C, S]``;
-    ``plateaus``: per point, its ``Plateau`` list (above the model's error floor)."""
+    ``plateaus``: per point, its ``Plateau`` list (above the model's error floor, below saturation
+    of the ambient dimension ``n`` when given)."""
     import torch
 
     from scorelid.sigma import select
     from scorelid.sigma.plateaus import find_plateaus
     from scorelid.sigma.range import error_floor
+    from scorelid.sigma.slope import saturated
 
     floor = error_floor(model) if model is not None else None
     c = torch.from_numpy(curves[:, 0, :].T.copy())
     eb = torch.from_numpy(curves[:, 1, :].T.copy()) if curves.shape[1] > 1 else None
-    found = find_plateaus(c, sigmas, floor=floor)
-    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor, plateaus=found)
+    skip = saturated(c, n) if n is not None else None
+    found = find_plateaus(c, sigmas, floor=floor, skip=skip)
+    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor, plateaus=found, skip=skip)
     return idx.numpy(), flat.numpy(), found
 
 
@@ -197,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     check_grid(sigmas, model, args.model, args.any_sigma)
     curves = compute_curves(args, model, x, info, sigmas, options, args.rule == "agreement", args.method)
     if curves is not None:  # rank 0
-        idx, _, found = select_levels(curves, sigmas, args.rule, model)
+        idx, _, found = select_levels(curves, sigmas, args.rule, model, n=x.shape[1])
         write_table(args.out, curve_table(curves[:, 0, :], sigmas.numpy(), args.method, idx))
         plot_lid_curves({f"{args.method}, {len(x)} points ({Path(args.data).name})": {
             "sigmas": sigmas.numpy(), "curve": curves[:, 0, :].T, "sigma": sigmas.numpy()[idx],
@@ -246,7 +249,7 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     if curves is not None:  # rank 0
         N = len(x)
         if auto:
-            idx, flat, found = select_levels(curves, sigmas, rule, model)
+            idx, flat, found = select_levels(curves, sigmas, rule, model, n=x.shape[1])
             lid = curves[np.arange(N), 0, idx]
             chosen = sigmas.numpy()[idx]
             write_table(args.out, {"index": np.arange(N), "lid": lid, "method": [args.method] * N,

@@ -8,7 +8,9 @@ a log grid the LID curve is flat on each such stretch and steep between them (mo
 ``find_plateaus`` marks, per point, the levels where the relative slope
 ``|dlog LID / dlog sigma|`` (curve smoothed as in ``slope.slope``) is at most ``max_slope``, the LID
 is at least ``min_lid`` (a decayed curve near 0 describes no dimension) and ``sigma`` is at or above
-the model's error floor; each run of consecutive marked levels is a ``Plateau``.
+the model's error floor and not saturated (``slope.saturated``: the mean reading within 5% of the
+ambient dimension, where a model that removes no noise reads ``n`` flat); each run of consecutive
+marked levels is a ``Plateau``.
 
 ``choose`` picks, per point, the smallest-scale plateau at least ``min_width`` decades wide (LID is
 a small-sigma limit, so the finest scale the model can resolve is the point's LID); if none is that
@@ -69,6 +71,7 @@ def find_plateaus(
     floor: float | None = None,
     max_slope: float = MAX_SLOPE,
     min_lid: float = MIN_LID,
+    skip: Tensor | None = None,
 ) -> list[list[Plateau]]:
     """Plateaus of each point's curve, smallest scale first.
 
@@ -76,6 +79,7 @@ def find_plateaus(
         curve: ``[S, N]`` LID curve on the increasing log grid ``sigmas`` ``[S]``.
         floor: the model's error floor (levels below it are never part of a plateau); ``None``: none.
         max_slope, min_lid: see the module docstring.
+        skip: ``[S]`` bool, levels never part of a plateau (``slope.saturated``); ``None``: none.
 
     Returns:
         ``N`` lists of ``Plateau``.
@@ -86,6 +90,8 @@ def find_plateaus(
     ok = (rel <= max_slope) & (curve >= min_lid)
     if floor is not None:
         ok &= (s >= floor * (1 - 1e-9)).unsqueeze(1)
+    if skip is not None:
+        ok &= ~skip.unsqueeze(1)
     step = float(torch.log10(s[-1] / s[0])) / (len(s) - 1) if len(s) > 1 else 0.0
     out: list[list[Plateau]] = []
     okn, reln, cn = ok.numpy(), rel.numpy(), curve.numpy()
@@ -107,10 +113,12 @@ def find_plateaus(
 
 
 def choose(
-    curve: Tensor, sigmas: Tensor, plateaus: list[list[Plateau]], min_width: float = MIN_WIDTH
+    curve: Tensor, sigmas: Tensor, plateaus: list[list[Plateau]], min_width: float = MIN_WIDTH,
+    skip: Tensor | None = None,
 ) -> Tensor:
-    """Chosen grid index per point ``[N]`` (int64): see the module docstring."""
-    fb = min_log_slope(curve.to(torch.float64).cpu(), sigmas.to(torch.float64).cpu())
+    """Chosen grid index per point ``[N]`` (int64): see the module docstring (``skip``: the levels
+    the fallback avoids, ``slope.saturated``)."""
+    fb = min_log_slope(curve.to(torch.float64).cpu(), sigmas.to(torch.float64).cpu(), skip=skip)
     idx = torch.empty(curve.shape[1], dtype=torch.long)
     for i, found in enumerate(plateaus):
         wide = [p for p in found if p.width >= min_width - 1e-9]

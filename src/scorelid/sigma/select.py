@@ -121,6 +121,7 @@ def select(
     atol: float = 0.05,
     floor: float | None = None,
     plateaus: list[list[Plateau]] | None = None,
+    skip: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Chosen level per point: ``(index [N] int64, flatness [N] float64)``.
 
@@ -132,6 +133,8 @@ def select(
         floor: the model's error floor (``plateau`` only): no plateau below it counts.
         plateaus: ``find_plateaus(curve, sigmas, floor=floor)`` when the caller already has it
             (``plateau`` only; found here otherwise).
+        skip: ``[S]`` bool, levels not chosen while there is another (``min_log_slope``,
+            ``plateau``, ``dataset``): the saturated ones, ``slope.saturated(curve, n)``.
     """
     if rule not in RULES:
         raise ValueError(f"unknown sigma rule {rule!r}; choose one of {RULES}")
@@ -144,10 +147,10 @@ def select(
     g = slope(curve, sigmas)
     if rule == "plateau":
         if plateaus is None:
-            plateaus = find_plateaus(curve, sigmas, floor=floor)
-        idx = choose(curve, sigmas, plateaus)
+            plateaus = find_plateaus(curve, sigmas, floor=floor, skip=skip)
+        idx = choose(curve, sigmas, plateaus, skip=skip)
     elif rule == "min_log_slope":
-        idx = min_log_slope(curve, sigmas, g)
+        idx = min_log_slope(curve, sigmas, g, skip=skip)
     elif rule == "first_plateau":
         idx = _first_plateau(curve, g, rtol, atol)
     elif rule == "min_slope":
@@ -165,7 +168,7 @@ def select(
         idx = score[interior(curve.shape[0])].argmin(0) + 1
     else:  # dataset
         mean = curve.mean(1, keepdim=True)
-        j = min_log_slope(mean, sigmas)
+        j = min_log_slope(mean, sigmas, skip=skip)
         idx = j.expand(curve.shape[1]).clone()
     flat = g.abs().gather(0, idx.unsqueeze(0)).squeeze(0)
     return idx.long(), flat
