@@ -26,6 +26,7 @@ SLOW_TESTS = {
     "test_train_killed_with_sigkill_resumes_to_identical_weights": 7,  # cli/test_kill_resume
     # long training
     "test_paper_profile_runs_end_to_end_on_cpu": 118,  # bench/test_profiles
+    "test_defaults_read_curved_data_nobody_tuned_for": 20,  # test_sklearn (1,000 training steps)
 }
 TESTS = Path(__file__).parent
 
