@@ -48,14 +48,20 @@ def _summary(lid: np.ndarray, d: np.ndarray) -> dict:
             "mean_by_d": {int(k): float(lid[d == k].mean()) for k in np.unique(d)}}
 
 
-def run_case(name: str, methods: list[str], n_eval: int, params: dict) -> dict:
+def run_case(name: str, methods: list[str], n_eval: int, params: dict, models: str | None = None) -> dict:
     specs, n, num = CASES[name]
     x, _ = embedded(specs, num, n=n, seed=0)
     xe, de = embedded(specs, n_eval, n=n, seed=1)
     de = de.numpy()
     row = {"case": name, "specs": specs, "n": n, "n_train": num, "n_eval": n_eval, "params": params}
+    saved = Path(models, name) if models else None
     t0 = time.perf_counter()
-    est = ScoreLID(random_state=0, **params).fit(x.numpy())
+    if saved is not None and (saved / "scorelid_estimator.json").is_file():
+        est = ScoreLID.load(saved)  # fit_s is then the load time
+    else:
+        est = ScoreLID(random_state=0, **params).fit(x.numpy())
+        if saved is not None:
+            est.save(saved)
     row["fit_s"] = time.perf_counter() - t0
     row["chosen"] = getattr(est, "chosen_", None)
     for method in methods:
@@ -117,13 +123,14 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="ScoreLID parameters key=value (Python literals)")
     ap.add_argument("--out", default=None, help="writes OUT.json and OUT.md")
     ap.add_argument("--cli", action="store_true", help="also scorelid train + estimate at their defaults")
+    ap.add_argument("--models", default=None, help="save fitted estimators to MODELS/CASE (reused if there)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import ast
     params = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
     rows = []
     for name in args.cases:
-        rows.append(run_case(name, args.methods, args.n_eval, params))
+        rows.append(run_case(name, args.methods, args.n_eval, params, args.models))
         r = rows[-1]
         if args.cli:
             r["cli"] = run_cli(name, args.n_eval)
