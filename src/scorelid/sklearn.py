@@ -9,10 +9,11 @@
 Defaults chosen from the data (``fit`` says what it chose in ``recipe_``, and logs it).  The training
 recipe is ``scorelid.training.config.auto_recipe``: the quick recipe with its noise range put on the
 data's scale.  ``sigma=None`` is 5% of the data's scale (``sigma_``).  ``method="auto"`` is the
-normal bundle for ``n <= AUTO_BUNDLE_MAX_N`` (``method_``): it counts the directions the denoiser
-removes noise from instead of summing squared errors, so a model that removes only part of the
-noise in a normal direction still counts it.  On curved data nobody tuned for it reads within 1 of
-the truth where DSM at the same level reads near the ambient dimension (benchmarks/unseen_data.py).
+normal bundle for ``n <= scorelid.estimators.AUTO_BUNDLE_MAX_N`` (``method_``): it counts the
+directions the denoiser removes noise from instead of summing squared errors, so a model that
+removes only part of the noise in a normal direction still counts it.  On curved data nobody tuned
+for it reads within 1 of the truth where DSM at the same level reads near the ambient dimension
+(benchmarks/unseen_data.py).
 Above that size (``K = 2n`` forward passes per point), or with ``n_noise < n``, it is ``"dsm"``.
 
 Like ``skdim.id.*`` estimators, ``fit`` stores ``dimension_pw_`` / ``dimension_``.  Unlike them the
@@ -51,16 +52,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import Tensor
 
 from scorelid.denoiser import Denoiser
-from scorelid.estimators import METHODS, estimate
+from scorelid.estimators import METHODS, estimate, resolve_method
 from scorelid.runtime.io import atomic_write_json
 
 if TYPE_CHECKING:
     from scorelid.training.config import TrainConfig
 
-__all__ = ["AUTO_BUNDLE_MAX_N", "ESTIMATOR_CONFIG", "ScoreLID", "auto_method", "point_seeds"]
-
-#: ``method="auto"`` takes the normal bundle up to this many coordinates, DSM above
-AUTO_BUNDLE_MAX_N = 1024
+__all__ = ["ESTIMATOR_CONFIG", "ScoreLID", "point_seeds"]
 
 _log = logging.getLogger("scorelid")
 
@@ -70,14 +68,6 @@ _FORMAT = "scorelid-estimator"
 # Parameters that are saved in ESTIMATOR_CONFIG (the denoiser itself goes to safetensors).
 _SAVED = ("arch", "method", "sigma", "n_noise", "train_steps", "batch_size", "lr", "random_state",
           "train_options", "estimate_options", "estimate_batch_size")
-
-
-def auto_method(n: int, n_noise: int | None = None) -> str:
-    """The method ``method="auto"`` stands for on data with ``n`` coordinates: the normal bundle
-    when it can run (``n <= AUTO_BUNDLE_MAX_N``, and ``n_noise``, if given, at least ``n``), else
-    ``"dsm"`` (so an explicit small ``n_noise`` keeps meaning DSM's noise draws)."""
-    bundle = n <= AUTO_BUNDLE_MAX_N and (n_noise is None or n_noise >= n)
-    return "normal_bundle" if bundle else "dsm"
 
 
 def point_seeds(x: np.ndarray) -> Tensor:
@@ -95,7 +85,8 @@ class ScoreLID(TransformerMixin, BaseEstimator):
     Args:
         arch: denoiser network, ``"mlp"`` or ``"dit"`` (see ``scorelid.train_denoiser``).
         method: LID estimator, one of ``scorelid.METHODS`` (``"dsm"``: forward passes only;
-            ``"flipd"``: exact Jacobian trace by default), or ``"auto"``: ``auto_method(n, n_noise)``.
+            ``"flipd"``: exact Jacobian trace by default), or ``"auto"``
+            (``scorelid.estimators.resolve_method``).
         sigma: noise level on the VE scale, in the units of ``X``; ``None``: 5% of the data's
             scale (its largest per-coordinate std), ``scorelid.training.config.default_sigma``.
         n_noise: noise draws per point (``None``: the method's default: 8 for ``dsm``/``ism``,
@@ -187,7 +178,7 @@ class ScoreLID(TransformerMixin, BaseEstimator):
         return None if scale is None else default_sigma(float(scale))
 
     def _method(self, n: int) -> str:
-        return auto_method(n, self.n_noise) if self.method == "auto" else self.method
+        return resolve_method(self.method, n, self.n_noise)
 
     def _check_params(self) -> None:
         if self.method not in METHODS and self.method != "auto":

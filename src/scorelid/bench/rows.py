@@ -133,8 +133,10 @@ def _flipd_auto_rows(p: Profile, n: int) -> list[RowSpec]:
 
 
 def _bundle_rows(method: str, p: Profile, n: int) -> list[RowSpec]:
+    from scorelid.estimators import METHODS
+
     m = p.bundle_points
-    k = 2 * n if method == "normal_bundle" else n  # estimators.api.METHODS: each method's default K
+    k = METHODS[method].default_noise(n)
     return [RowSpec(method, s, _est(method, s, m, n_noise=k), f"K={k}" + (f",first {m} points" if m else ""),
                     n_points=m) for s in p.bundle_sigmas]
 

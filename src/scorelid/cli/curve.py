@@ -219,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
 def run_estimate_sigmas(args: argparse.Namespace) -> int:
     """``scorelid estimate`` with ``--sigma auto`` (one row per point: chosen ``sigma``, ``flatness``)
     or with ``--sigmas`` alone (the per-point curve, one row per point and level)."""
+    from scorelid.estimators import resolve_method
     from scorelid.runtime.distributed import barrier, finish_chunked, init_distributed
     from scorelid.runtime.guards import lid_flags
     from scorelid.sigma import DEFAULT_RULE, RULES
@@ -238,10 +239,7 @@ def run_estimate_sigmas(args: argparse.Namespace) -> int:
     options = method_options(args)
     info = init_distributed(args.device)
     model, x = load_inputs(args, info)
-    if args.method == "auto":  # scorelid estimate's default
-        from scorelid.sklearn import auto_method
-
-        args.method = auto_method(model.n, args.n_noise)
+    args.method = resolve_method(args.method, model.n, args.n_noise)  # scorelid estimate's default: auto
     sigmas = grid(args.sigmas, model, x)
     check_grid(sigmas, model, args.model, getattr(args, "any_sigma", False))
     curves = compute_curves(args, model, x, info, sigmas, options, auto and rule == "agreement",

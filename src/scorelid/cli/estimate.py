@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="points: .npy, .npz, .csv or .parquet [N, n]")
     p.add_argument("--method", default="auto", choices=["auto", *sorted(METHODS)],
                    help="LID estimator; auto (default): the normal bundle up to n = 1024 coordinates "
-                        "(unless --n-noise < n), dsm otherwise (scorelid.sklearn.auto_method)")
+                        "(unless --n-noise < n), dsm otherwise (scorelid.estimators.resolve_method)")
     p.add_argument("--sigma", type=_sigma_arg, default=None,
                    help="noise level in the data's units (default: 5%% of the training data's scale, "
                         "0.05 for a model that does not record it), or 'auto': per point, the level "
@@ -197,11 +197,10 @@ class _Summary:
 def resolve_defaults(args: argparse.Namespace, model) -> None:
     """``--method auto`` -> the method for the model's dimension; no ``--sigma`` -> 5% of the scale of
     the model's training data (``default_sigma``; 0.05 for a model that does not record it)."""
-    from scorelid.sklearn import auto_method
+    from scorelid.estimators import resolve_method
     from scorelid.training.config import default_sigma
 
-    if args.method == "auto":
-        args.method = auto_method(model.n, args.n_noise)
+    args.method = resolve_method(args.method, model.n, args.n_noise)
     if args.sigma is None:
         scale = getattr(model, "scale", None)
         args.sigma = default_sigma(float(scale)) if scale is not None else 0.05

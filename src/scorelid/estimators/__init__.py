@@ -1,5 +1,5 @@
 """LID estimators: DSM, ISM, FLIPD, normal bundle and error bundle, behind ``estimate``."""
 
-from scorelid.estimators.api import METHODS, estimate
+from scorelid.estimators.api import AUTO_BUNDLE_MAX_N, METHODS, estimate, resolve_method
 
-__all__ = ["METHODS", "estimate"]
+__all__ = ["AUTO_BUNDLE_MAX_N", "METHODS", "estimate", "resolve_method"]

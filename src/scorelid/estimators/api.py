@@ -25,7 +25,8 @@ from scorelid.runtime.guards import (
     is_out_of_memory,
 )
 
-__all__ = ["METHODS", "call_shape", "default_batch_size", "estimate", "validate_points", "validate_sigma"]
+__all__ = ["AUTO_BUNDLE_MAX_N", "METHODS", "call_shape", "default_batch_size", "estimate", "resolve_method",
+           "validate_points", "validate_sigma"]
 
 #: Elements per aligned block: CPU kernels vectorise over 16-64 elements per step and finish a
 #: tensor (or a thread's share of it) with a scalar loop whose results can differ in the last bit.
@@ -49,6 +50,21 @@ METHODS: dict[str, _Method] = {
     "normal_bundle": _Method(normal_bundle, False, lambda n: 2 * n, lambda k: k + 1),
     "error_bundle": _Method(error_bundle, False, lambda n: n, lambda k: k),
 }
+
+
+#: ``method="auto"`` is the normal bundle up to this many coordinates (``K = 2n`` rows and an SVD of a
+#: ``[K, n]`` stack per point), DSM above
+AUTO_BUNDLE_MAX_N = 1024
+
+
+def resolve_method(method: str, n: int, n_noise: int | None = None) -> str:
+    """``method``, with ``"auto"`` resolved for points of ``n`` coordinates: the normal bundle when it
+    can run (``n <= AUTO_BUNDLE_MAX_N``, and ``n_noise``, if given, at least ``n``), else ``"dsm"`` (so
+    an explicit small ``n_noise`` keeps meaning DSM's noise draws).  Other names pass unchanged."""
+    if method != "auto":
+        return method
+    bundle = n <= AUTO_BUNDLE_MAX_N and (n_noise is None or n_noise >= n)
+    return "normal_bundle" if bundle else "dsm"
 
 
 def default_batch_size(n: int) -> int:
