@@ -72,3 +72,13 @@ def test_bad_input_raises_value_error_naming_it(kwargs, msg):
 def test_integer_input_is_cast():
     x = np.arange(20).reshape(2, 10)
     assert scorelid.estimate(G, x, "dsm", 0.05).dtype == torch.float64
+
+
+def test_resolve_method_auto():
+    """``method="auto"``: the normal bundle while it can run (n <= 1024, K >= n), DSM otherwise."""
+    from scorelid.estimators import AUTO_BUNDLE_MAX_N, resolve_method
+
+    assert resolve_method("auto", 48) == "normal_bundle" == resolve_method("auto", 48, 96)
+    assert resolve_method("auto", AUTO_BUNDLE_MAX_N + 1) == "dsm"
+    assert resolve_method("auto", 48, 8) == "dsm"  # an explicit small n_noise keeps meaning DSM
+    assert resolve_method("flipd", 5000) == "flipd"

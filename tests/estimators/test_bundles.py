@@ -86,12 +86,3 @@ def test_normal_bundle_on_a_curved_closed_form(k, n):
     few = scorelid.estimate(T, x, "normal_bundle", 0.05, n_noise=n)
     assert float((few - k).abs().mean()) > 2  # why the default is 2n
 
-
-def test_resolve_method_auto():
-    """``method="auto"``: the normal bundle while it can run (n <= 1024, K >= n), DSM otherwise."""
-    from scorelid.estimators import AUTO_BUNDLE_MAX_N, resolve_method
-
-    assert resolve_method("auto", 48) == "normal_bundle" == resolve_method("auto", 48, 96)
-    assert resolve_method("auto", AUTO_BUNDLE_MAX_N + 1) == "dsm"
-    assert resolve_method("auto", 48, 8) == "dsm"  # an explicit small n_noise keeps meaning DSM
-    assert resolve_method("flipd", 5000) == "flipd"
