@@ -104,23 +104,18 @@ def compute_curves(
                        progress=not args.no_progress, desc=desc)
 
 
-def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any = None, n: int | None = None):
-    """``(index [N], flatness [N], plateaus)`` of the level ``rule`` picks on curves ``[N, C, S]``;
-    ``plateaus``: per point, its ``Plateau`` list (above the model's error floor, below saturation
-    of the ambient dimension ``n`` when given)."""
+def select_levels(curves: np.ndarray, sigmas, rule: str, model: Any, n: int):
+    """``(index [N], flatness [N], plateaus)`` of the level ``rule`` picks on curves ``[N, C, S]`` of
+    points with ``n`` coordinates (``scorelid.sigma.select.select_with_plateaus``, above the model's
+    error floor)."""
     import torch
 
-    from scorelid.sigma import select
-    from scorelid.sigma.plateaus import find_plateaus
     from scorelid.sigma.range import error_floor
-    from scorelid.sigma.slope import saturated
+    from scorelid.sigma.select import select_with_plateaus
 
-    floor = error_floor(model) if model is not None else None
     c = torch.from_numpy(curves[:, 0, :].T.copy())
     eb = torch.from_numpy(curves[:, 1, :].T.copy()) if curves.shape[1] > 1 else None
-    skip = saturated(c, n) if n is not None else None
-    found = find_plateaus(c, sigmas, floor=floor, skip=skip)
-    idx, flat = select(c, sigmas, rule, eb_curve=eb, floor=floor, plateaus=found, skip=skip)
+    idx, flat, found = select_with_plateaus(c, sigmas, rule, n, floor=error_floor(model), eb_curve=eb)
     return idx.numpy(), flat.numpy(), found
 
 

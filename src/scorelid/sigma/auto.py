@@ -17,10 +17,9 @@ from scorelid.denoiser import Denoiser, SigmaLike
 from scorelid.estimators import api
 from scorelid.sigma.curve import lid_curve
 from scorelid.sigma.grid import parse_sigmas
-from scorelid.sigma.plateaus import Plateau, find_plateaus
+from scorelid.sigma.plateaus import Plateau
 from scorelid.sigma.range import auto_grid, error_floor
-from scorelid.sigma.select import DEFAULT_RULE, select
-from scorelid.sigma.slope import saturated
+from scorelid.sigma.select import DEFAULT_RULE, select_with_plateaus
 
 __all__ = ["AutoResult", "estimate", "estimate_auto"]
 
@@ -83,11 +82,6 @@ class AutoResult:
     floor: float | None = None
 
 
-def _ambient(x: Tensor | np.ndarray) -> int:
-    """Coordinates per point of ``x`` ``[N, ...]``."""
-    return int(np.prod(tuple(x.shape[1:])))
-
-
 def estimate_auto(
     D: Denoiser,
     x: Tensor | np.ndarray,
@@ -131,10 +125,8 @@ def estimate_auto(
     if rule == "agreement":
         eb = lid_curve(D, x, s, "error_bundle", n_noise, seed, batch_size, indices=indices,
                        progress=progress)
-    skip = saturated(curve, _ambient(x))
-    found = find_plateaus(curve, s, floor=floor, skip=skip)
-    idx, flat = select(curve, s, rule, eb_curve=eb, rtol=rtol, atol=atol, floor=floor, plateaus=found,
-                       skip=skip)
+    idx, flat, found = select_with_plateaus(curve, s, rule, int(np.prod(tuple(x.shape[1:]))), floor=floor,
+                                            eb_curve=eb, rtol=rtol, atol=atol)
     lid = curve.gather(0, idx.unsqueeze(0)).squeeze(0)
     return AutoResult(lid=lid, sigma=s[idx], flatness=flat, curve=curve, sigmas=s, index=idx, rule=rule,
                       plateaus=found, floor=floor)

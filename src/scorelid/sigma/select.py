@@ -67,9 +67,9 @@ from torch import Tensor
 
 from scorelid.sigma.grid import validate_sigmas
 from scorelid.sigma.plateaus import Plateau, choose, find_plateaus
-from scorelid.sigma.slope import interior, min_log_slope, slope
+from scorelid.sigma.slope import interior, min_log_slope, saturated, slope
 
-__all__ = ["DEFAULT_RULE", "RULES", "select", "slope"]
+__all__ = ["DEFAULT_RULE", "RULES", "select", "select_with_plateaus", "slope"]
 
 RULES = ("plateau", "min_log_slope", "first_plateau", "min_slope", "knee", "agreement", "dataset")
 DEFAULT_RULE = "min_log_slope"
@@ -172,3 +172,24 @@ def select(
         idx = j.expand(curve.shape[1]).clone()
     flat = g.abs().gather(0, idx.unsqueeze(0)).squeeze(0)
     return idx.long(), flat
+
+
+def select_with_plateaus(
+    curve: Tensor,
+    sigmas: Tensor,
+    rule: str,
+    n: int,
+    *,
+    floor: float | None = None,
+    eb_curve: Tensor | None = None,
+    rtol: float = 0.05,
+    atol: float = 0.05,
+) -> tuple[Tensor, Tensor, list[list[Plateau]]]:
+    """``(index [N], flatness [N], plateaus)``: every point's plateaus (above the error ``floor``, off
+    the levels saturated at the ambient dimension ``n``) and the level ``rule`` picks from the same
+    curve (``select`` with those plateaus and saturated levels)."""
+    skip = saturated(curve, n)
+    found = find_plateaus(curve, sigmas, floor=floor, skip=skip)
+    idx, flat = select(curve, sigmas, rule, eb_curve=eb_curve, rtol=rtol, atol=atol, floor=floor,
+                       plateaus=found, skip=skip)
+    return idx, flat, found
