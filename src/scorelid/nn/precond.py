@@ -40,7 +40,7 @@ from scorelid.denoiser import SigmaLike, sigma_like
 from scorelid.nn.dit import DiT
 from scorelid.nn.mlp import MLP
 
-__all__ = ["ARCHS", "EDMDenoiser", "build_denoiser", "edm_scalings"]
+__all__ = ["ARCHS", "EDMDenoiser", "build_denoiser", "data_scale", "edm_scalings"]
 
 ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "dit": DiT}
 SKIPS = ("edm", "wiener")
@@ -103,9 +103,7 @@ class EDMDenoiser(nn.Module):
         """Statistics of training data ``x [N, n]``: mean, scale, sigma_data, Wiener basis."""
         x = x.double()
         mean = x.mean(0)
-        scale = float(x.std(0).max())
-        if not scale > 0:
-            raise ValueError("training data has zero variance in every coordinate")
+        scale = data_scale(x)
         u = (x - mean) / scale
         sigma_data = math.sqrt(float(u.var(0).mean()))
         cov = u.T @ u / max(1, u.shape[0] - 1)
@@ -148,6 +146,19 @@ class EDMDenoiser(nn.Module):
         f = f[:, :n]
         out = skip + c_out * f
         return self.mean.to(y.dtype) + scale * out
+
+
+def data_scale(x: Any) -> float:
+    """The data's scale: the largest per-coordinate standard deviation of ``x [N, ...]`` (an array or
+    tensor, any units).  ``EDMDenoiser`` divides by it, and noise levels given as fractions of it
+    (``scorelid.training.config``) mean the same on data of any units.  ``ValueError`` for data with
+    no variance (or a single point)."""
+    t = torch.as_tensor(x).double()
+    scale = float(t.reshape(len(t), -1).std(0).max()) if len(t) > 1 else 0.0
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError("the data has zero variance in every coordinate: it has no scale to normalise "
+                         "it or to set noise levels by")
+    return scale
 
 
 def _full_kwargs(cls: type[nn.Module], given: dict[str, Any]) -> dict[str, Any]:

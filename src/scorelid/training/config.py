@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scorelid.nn.precond import ARCHS, C_INS, SKIPS
+from scorelid.nn.precond import ARCHS, C_INS, SKIPS, data_scale
 from scorelid.training.sigma_sampling import SIGMA_DISTS
 
 __all__ = [
@@ -255,19 +255,6 @@ PAPER_RECIPE: dict[str, dict[str, Any]] = {a: r.to_kwargs(named_only=True) for a
 
 #: ``ScoreLID``'s and ``scorelid estimate``'s default noise level, as a fraction of the data's scale
 DEFAULT_SIGMA_FRACTION = 0.05
-
-
-def data_scale(x: Any) -> float:
-    """The data's scale: its largest per-coordinate standard deviation (``x [N, n]``, any units).
-
-    The same number ``EDMDenoiser`` divides by, so noise levels given as fractions of it mean the
-    same thing on data of any units.  ``ValueError`` for data with no variance.
-    """
-    a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    scale = float(a.std(0, ddof=1).max()) if len(a) > 1 else 0.0
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError("the data has zero variance in every coordinate: no scale to set noise levels by")
-    return scale
 
 
 def _sig2(v: float) -> float:
