@@ -142,3 +142,58 @@ def test_num_threads_restored_after_success_and_failure(tmp_path):
     assert torch.get_num_threads() == 2 and not holds_lock(tmp_path / "m")
     with pytest.raises(ValueError, match="num_threads must be a positive integer"):
         train_denoiser(x, steps=3, num_threads=0, progress=False)
+
+
+def test_antithetic_batches_pair_the_noise():
+    """Rows 2i+1 repeat row 2i's point and level with the noise negated; the even rows are the
+    draws a plain batch makes, so antithetic=False/True differ only in the odd rows."""
+    from scorelid.training.loop import draw_batch
+
+    cfg = QUICK.replace(batch_size=8)
+    sampler = SigmaSampler("loguniform", 0.01, 1.0, 0, 1, 1.0)
+    draws = {}
+    for anti in (False, True):
+        gen = torch.Generator().manual_seed(3)
+        draws[anti] = draw_batch(cfg.replace(antithetic=anti), 100, 5, sampler, gen)
+    idx, sig, eps = draws[True]
+    assert torch.equal(idx[1::2], idx[0::2]) and torch.equal(sig[1::2], sig[0::2])
+    assert torch.equal(eps[1::2], -eps[0::2])
+    for a, b in zip(draws[False], draws[True], strict=True):
+        assert torch.equal(a[0::2], b[0::2]) and not torch.equal(a[1::2], b[1::2])
+    with pytest.raises(ValueError, match="even batch_size"):
+        QUICK.replace(batch_size=7)
+    with pytest.raises(ValueError, match="antithetic"):
+        TrainConfig(antithetic="yes")
+
+
+def test_antithetic_noise_lowers_the_gradient_variance():
+    """The DSM gradient of a partly trained denoiser on S^2 in R^8, over 120 batches of 16 rows at
+    sigma in [0.005, 0.05]: antithetic pairs give the same mean gradient (within Monte Carlo error)
+    with a much smaller spread, because the term linear in the noise cancels within a pair.
+    Measured ratio of spreads: 0.27 here (torch 2.13, CPU)."""
+    from scorelid.training.loop import _dsm_loss, draw_batch
+
+    x, _ = manifold("hypersphere", 500, seed=1, d=2, n=8)
+    m = train_denoiser(x, steps=60, seed=0, **TINY)
+    m.requires_grad_(True)
+    sampler = SigmaSampler("loguniform", 0.005, 0.05, 0, 1, 1.0)
+    params = list(m.parameters())
+    grads = {}
+    for anti in (False, True):
+        cfg = QUICK.replace(batch_size=16, antithetic=anti)
+        gen = torch.Generator().manual_seed(0)
+        rows = []
+        for _ in range(120):
+            idx, sig, eps = draw_batch(cfg, len(x), x.shape[1], sampler, gen)
+            y = x[idx] + sig[:, None] * eps
+            lid = ((m(y, sig) - x[idx]) ** 2).sum(1) / sig**2
+            loss = _dsm_loss(lid, sig, m.scale, m.sigma_data, x.shape[1])
+            rows.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+        grads[anti] = torch.stack(rows).double()
+    spread = {a: float(((g - g.mean(0)) ** 2).sum(1).mean()) for a, g in grads.items()}
+    ratio = spread[True] / spread[False]
+    print(f"gradient spread ratio antithetic/plain: {ratio:.3f}")
+    assert ratio < 0.5
+    # same expectation: the mean gradients agree within a few standard errors of the plain one
+    diff = float(((grads[True].mean(0) - grads[False].mean(0)) ** 2).sum())
+    assert diff < 4 * spread[False] / 120

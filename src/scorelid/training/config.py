@@ -69,6 +69,10 @@ class TrainConfig:
         weight_decay, warmup, final_lr_frac, grad_clip: AdamW weight decay, warm-up steps, final
             learning rate as a fraction of ``lr`` (cosine decay), gradient-norm clip (``None``: off).
         n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
+        antithetic: draw the noise in pairs ``(x, sigma, eps)``, ``(x, sigma, -eps)`` (rows ``2i``,
+            ``2i + 1``; ``batch_size`` must be even).  The DSM gradient's largest noise term, linear
+            in ``eps`` (the unpredictable tangent noise times the network's gradient at the clean
+            point), cancels within each pair; its mean is unchanged.  See docs/training.md.
         num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
         named: the keywords this config was made from (``from_kwargs``) or changed by ``replace``,
             in order; ignored by ``==``.  ``to_kwargs(named_only=True)`` gives them back.
@@ -94,6 +98,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     n_buckets: int = 16
     lid_tail: float = 0.2
+    antithetic: bool = False
     num_threads: int | None = None
     named: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -147,7 +152,9 @@ class TrainConfig:
         keys = ("arch", "steps", "batch_size", "lr", "seed", "skip", "c_in", "sigma_dist", "sigma_min",
                 "sigma_max", "p_mean", "p_std", "ema_decay", "weight_decay", "warmup", "final_lr_frac",
                 "grad_clip", "n_buckets", "lid_tail")
-        return {**{k: getattr(self, k) for k in keys}, "n_train": n_train, "data": data,
+        # ``antithetic`` only when on: checkpoints written before it existed still resume
+        extra = {"antithetic": True} if self.antithetic else {}
+        return {**{k: getattr(self, k) for k in keys}, **extra, "n_train": n_train, "data": data,
                 "model": dict(self.net)}
 
 
@@ -186,6 +193,10 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"unknown c_in {c.c_in!r}; choose one of {C_INS}")
     _validate_sigma(c)
     _validate_schedule(c)
+    if not isinstance(c.antithetic, bool | np.bool_):
+        raise ValueError(f"antithetic must be True or False, got {c.antithetic!r}")
+    if c.antithetic and c.batch_size % 2:
+        raise ValueError(f"antithetic pairs need an even batch_size, got {c.batch_size}")
     if c.num_threads is not None and (not isinstance(c.num_threads, int) or c.num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer, got {c.num_threads!r}")
 
@@ -220,7 +231,7 @@ def _validate_schedule(c: TrainConfig) -> None:
 QUICK = TrainConfig.from_kwargs(
     arch="mlp", width=256, depth=3, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
     steps=3000, batch_size=256, lr=2e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
-    sigma_max=0.3, ema_decay=0.995, num_threads=1,
+    sigma_max=0.3, ema_decay=0.995, antithetic=True, num_threads=1,
 )
 
 #: A DiT small enough for a CPU (318k parameters at n = 128; ~0.24 s per step on one thread at

@@ -68,7 +68,7 @@ from scorelid.training.sigma_sampling import SIGMA_DISTS, SigmaSampler
 from scorelid.training.state import TrainState, build_state, resume_state, state_meta, state_tensors
 
 __all__ = ["CPU_DIT_RECIPE", "PAPER_RECIPE", "QUICK_RECIPE", "RUN_OPTIONS", "SIGMA_DISTS", "SigmaSampler",
-           "TrainConfig", "lid_by_sigma_rows", "train_denoiser"]
+           "TrainConfig", "draw_batch", "lid_by_sigma_rows", "train_denoiser"]
 
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int, final_frac: float) -> float:
@@ -117,6 +117,7 @@ def train_denoiser(
     grad_clip: float | None = 1.0,
     n_buckets: int = 16,
     lid_tail: float = 0.2,
+    antithetic: bool = False,
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     on_resume: Callable[[Path, int], None] | None = None,
@@ -148,6 +149,8 @@ def train_denoiser(
         ema_decay: EMA decay of the returned weights (warm-up ``min(decay, (1+t)/(10+t))``).
         weight_decay, grad_clip: AdamW weight decay; gradient-norm clipping (``None``: off).
         n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
+        antithetic: noise in pairs ``eps``, ``-eps`` on the same point and level (rows ``2i``,
+            ``2i + 1``), a variance reduction of the DSM gradient (``TrainConfig.antithetic``).
         log_every: steps between loss-curve entries (default ``max(1, steps // 200)``).
         callback: called as ``callback(step, loss)`` after every step (e.g. to stop early).
         on_resume: called as ``on_resume(checkpoint_dir, step)`` once a checkpoint has been found
@@ -177,7 +180,8 @@ def train_denoiser(
                 "c_in": c_in, "sigma_dist": sigma_dist, "sigma_min": sigma_min, "sigma_max": sigma_max,
                 "p_mean": p_mean, "p_std": p_std, "ema_decay": ema_decay, "weight_decay": weight_decay,
                 "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
-                "n_buckets": n_buckets, "lid_tail": lid_tail, "num_threads": num_threads}
+                "n_buckets": n_buckets, "lid_tail": lid_tail, "antithetic": antithetic,
+                "num_threads": num_threads}
     cfg = _config(config, settings, model_kwargs)
     opts = _Options(device=torch.device(device), out_dir=out_dir, checkpoint_every=checkpoint_every,
                     log_every=log_every, progress=progress, resume=resume, callback=callback,
@@ -251,6 +255,20 @@ def _train(x: Tensor | np.ndarray, cfg: TrainConfig, opts: _Options) -> EDMDenoi
     return trainer.finish()
 
 
+def draw_batch(cfg: TrainConfig, n_train: int, n: int, sampler: SigmaSampler,
+               gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """One global batch: point indices ``[B]`` (with replacement), noise levels ``[B]`` and noise
+    ``[B, n]``.  With ``cfg.antithetic`` rows ``2i + 1`` repeat the point and level of row ``2i``
+    with the noise negated (the same draws are made either way, then overwritten)."""
+    b = cfg.batch_size
+    idx = torch.randint(n_train, (b,), generator=gen)
+    sigma = sampler.sample(b, gen)
+    eps = torch.randn(b, n, generator=gen)
+    if cfg.antithetic:
+        idx[1::2], sigma[1::2], eps[1::2] = idx[0::2], sigma[0::2], -eps[0::2]
+    return idx, sigma, eps
+
+
 class _Trainer:
     """One run: its state (``scorelid.training.state``), the network it steps (DDP-wrapped under
     torchrun) and a rank's own failure, held until the next collective reports it to every rank."""
@@ -305,9 +323,7 @@ class _Trainer:
         for g in st.opt.param_groups:
             g["lr"] = _lr_at(step, cfg.steps, cfg.lr, cfg.warmup, cfg.final_lr_frac)
         # every rank draws the whole global batch from the same generator, as one process does
-        idx = torch.randint(self.n_train, (cfg.batch_size,), generator=st.gen)
-        sigma = st.sampler.sample(cfg.batch_size, st.gen)
-        eps = torch.randn(cfg.batch_size, self.n, generator=st.gen)
+        idx, sigma, eps = draw_batch(cfg, self.n_train, self.n, st.sampler, st.gen)
         sig_all = sigma.to(self.opts.device)
         lid, loss = self._forward(idx[self.rows], sig_all[self.rows], eps[self.rows])
         synced = self._gather(lid, loss, sig_all)
