@@ -230,7 +230,7 @@ def _validate_schedule(c: TrainConfig) -> None:
 #: Benchmark recipe for CPU (2 cores, about a minute per manifold); see docs/training.md.
 QUICK = TrainConfig.from_kwargs(
     arch="mlp", width=256, depth=3, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
-    steps=3000, batch_size=256, lr=2e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
+    steps=3000, batch_size=256, lr=1e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
     sigma_max=0.3, ema_decay=0.995, antithetic=True, num_threads=1,
 )
 
