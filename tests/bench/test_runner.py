@@ -198,7 +198,8 @@ def test_csv_holds_lists_as_json(auto_bench):
 
 
 def test_parallel_training_gives_the_same_models_and_numbers(tmp_path, capsys):
-    """``train_jobs=2`` trains the missing models in two spawned processes first: bit-identical."""
+    """``train_jobs=2`` trains the missing models in two spawned processes first, then runs the
+    units' estimators two at a time: bit-identical models, per-point LIDs and records."""
     import dataclasses
 
     from scorelid.bench.profiles import get_profile
@@ -209,13 +210,17 @@ def test_parallel_training_gives_the_same_models_and_numbers(tmp_path, capsys):
     seq = run_bench(p, tmp_path / "seq", report=False)
     capsys.readouterr()
     par = run_bench(p, tmp_path / "par", report=False, train_jobs=2)
-    assert "training 2 models, 2 at a time" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training 2 models, 2 at a time" in err and "estimating 2 units, 2 at a time" in err
     key = lambda r: (r["manifold"], r["method"], r["sigma"])  # noqa: E731
     assert [(key(r), r["mae"], r["mean_lid"]) for r in sorted(seq, key=key)] == \
         [(key(r), r["mae"], r["mean_lid"]) for r in sorted(par, key=key)]
     for m in ("hyperball", "clifford_torus"):
         a = (tmp_path / "seq" / "models" / f"{m}__mlp" / "model.safetensors").read_bytes()
         assert a == (tmp_path / "par" / "models" / f"{m}__mlp" / "model.safetensors").read_bytes()
+        lids = [np.load(tmp_path / r / "units" / f"{m}__mlp.npz") for r in ("seq", "par")]
+        assert sorted(lids[0].files) == sorted(lids[1].files)
+        assert all(np.array_equal(lids[0][k], lids[1][k]) for k in lids[0].files)
         meta = json.loads((tmp_path / "par" / "units" / f"{m}__mlp.json").read_text())["meta"]
         assert meta["train_seconds"] > 0.05  # the worker's training time, not the later load's
     # a rerun finds the models and the units: nothing to train, same records

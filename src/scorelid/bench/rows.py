@@ -33,7 +33,8 @@ __all__ = ["ROW_BUILDERS", "RowOutput", "RowSpec", "UnitData", "baseline_rows", 
 @dataclass
 class UnitData:
     """What a row's function sees: evaluation points ``x [N, n]`` (on ``device``), training points
-    ``x_train [M, n]`` (CPU), true LIDs ``d_true [N]``, the denoiser (``None`` for baselines)."""
+    ``x_train [M, n]`` (CPU), true LIDs ``d_true [N]``, the denoiser (``None`` for baselines);
+    ``progress``: show the estimators' progress bars (off in the bench's worker processes)."""
 
     x: Tensor
     x_train: Tensor
@@ -42,6 +43,7 @@ class UnitData:
     device: torch.device
     seed: int
     profile: Profile
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def _est(method: str, sigma: float, points: int | None = None, **kw: Any) -> Cal
     def fn(u: UnitData) -> Tensor:
         x = u.x if points is None else u.x[:points]
         return estimate(u.denoiser, x, method, sigma, seed=u.seed, batch_size=u.profile.batch_size,
-                        progress=True, **kw)
+                        progress=u.progress, **kw)
 
     return fn
 
@@ -98,7 +100,7 @@ def _auto(method: str, p: Profile, **kw: Any) -> Callable[[UnitData], RowOutput]
         from scorelid.sigma import estimate_auto
 
         res = estimate_auto(u.denoiser, u.x, method, list(p.auto_sigmas), rule=p.auto_rule, seed=u.seed,
-                            batch_size=u.profile.batch_size, progress=True, **kw)
+                            batch_size=u.profile.batch_size, progress=u.progress, **kw)
         d = u.d_true.double().reshape(1, -1)
         grid_mae = (res.curve - d).abs().mean(1)  # [S]: MAE of each fixed level of the grid (same noise)
         best = int(grid_mae.argmin())
@@ -171,7 +173,7 @@ def baseline_rows(p: Profile) -> list[RowSpec]:
 
     def make(m: str) -> Callable[[UnitData], Tensor]:
         return lambda u: baseline_lid(u.x.cpu(), m, p.baseline_k, reference=u.x_train, seed=u.seed,
-                                      progress=True)
+                                      progress=u.progress)
 
     return [RowSpec(m, None, make(m), f"k={p.baseline_k}") for m in p.baselines]
 

@@ -12,7 +12,9 @@ with seed ``2 * seed + 1`` (independent samples of the same normalised manifold)
 noise uses ``seed``.
 
 ``train_jobs > 1`` (``scorelid bench --jobs N``) trains the missing models first, several at a time
-(``scorelid.bench.models.train_parallel``): the same models and numbers, sooner.
+(``scorelid.bench.models.train_parallel``), then runs the unfinished units' estimators several at a
+time too, each unit in its own process with the profile's thread count (``_units_parallel``): the
+same models and numbers, sooner.  Each row's seconds are still its own process's wall time.
 
 A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per sigma bucket,
 ``scorelid.training.loop``) is kept in the unit's ``meta`` for the report.
@@ -21,6 +23,7 @@ A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,12 +112,13 @@ def _run_bench_locked(profile: Profile, store: BenchDir, seed: int, device: torc
         raise ValueError(f"{store.root} holds results of another profile or seed; use another --out")
     store.write_stamp(settings)
     pretrained = train_parallel(profile, store, seed, resume, train_jobs) if train_jobs > 1 else {}
+    done = _units_parallel(profile, store, seed, resume, train_jobs, pretrained) if train_jobs > 1 else set()
     _warm_imports()
     threads = torch.get_num_threads()
     if profile.num_threads is not None:
         torch.set_num_threads(profile.num_threads)
     try:
-        records = _run_all(profile, store, seed, device, resume, data_fn, train_fn, pretrained)
+        records = _run_all(profile, store, seed, device, resume, data_fn, train_fn, pretrained, done)
     finally:
         torch.set_num_threads(threads)
     store.write_results(records)
@@ -142,18 +146,24 @@ def _draw(data_fn: DataFn, name: str, profile: Profile, seed: int) -> tuple[Tens
     return x_train, x, d_true
 
 
+def _arch_list(profile: Profile) -> list[str]:
+    """The units' architectures: the profile's, plus the k-NN baselines' pseudo-architecture."""
+    return [*profile.archs, *([BASELINE_ARCH] if profile.baselines else [])]
+
+
 def _run_all(profile: Profile, store: BenchDir, seed: int, device: torch.device, resume: bool,
-             data_fn: DataFn, train_fn: Callable,
-             pretrained: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """Every unit in order (finished ones read back); the records of all."""
+             data_fn: DataFn, train_fn: Callable, pretrained: dict[str, float] | None = None,
+             done: set[tuple[str, str]] | frozenset = frozenset()) -> list[dict[str, Any]]:
+    """Every unit in order (finished ones, and the ``done`` ``(manifold, arch)`` pairs that worker
+    processes of this run finished, read back); the records of all."""
     records: list[dict[str, Any]] = []
-    arch_list = [*profile.archs, *([BASELINE_ARCH] if profile.baselines else [])]
+    arch_list = _arch_list(profile)
     bar = tqdm(total=len(profile.manifolds) * len(arch_list), desc=f"bench {profile.name}", unit="unit")
     with bar:
         for name in profile.manifolds:
             draw = functools.cache(functools.partial(_draw, data_fn, name, profile, seed))  # once, if needed
             for arch in arch_list:
-                if resume and store.unit_done(name, arch):
+                if (resume or (name, arch) in done) and store.unit_done(name, arch):
                     rows = store.load_rows(name, arch)
                 else:
                     unit = _new_unit(profile, store, name, arch, seed, device, draw(), train_fn,
@@ -165,9 +175,60 @@ def _run_all(profile: Profile, store: BenchDir, seed: int, device: torch.device,
     return records
 
 
+def _units_parallel(profile: Profile, store: BenchDir, seed: int, resume: bool, jobs: int,
+                    pretrained: dict[str, float]) -> set[tuple[str, str]]:
+    """Run the unfinished units ``jobs`` at a time in spawned processes (CPU, default data and
+    training; their models are trained already), each stored as the sequential path stores it;
+    the ``(manifold, arch)`` pairs finished.  Larger ambient dimensions start first."""
+    from scorelid.data.manifolds import MANIFOLDS
+
+    todo = [(profile, str(store.root), name, arch, seed, pretrained) for name in profile.manifolds
+            for arch in _arch_list(profile) if not (resume and store.unit_done(name, arch))]
+    if len(todo) < 2:
+        return set()
+    todo.sort(key=lambda j: (-((profile.dims.get(j[2]) or MANIFOLDS.get(j[2]) or (0, 0))[1] or 0),
+                             j[3] == BASELINE_ARCH))
+    finished: set[tuple[str, str]] = set()
+    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)))
+    try:
+        bar = tqdm(total=len(todo), desc=f"estimating {len(todo)} units, {min(jobs, len(todo))} at a time",
+                   unit="unit")
+        with bar:
+            for pair in pool.imap_unordered(_unit_job, todo):
+                finished.add(pair)
+                bar.set_postfix_str("/".join(pair))
+                bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()  # finished units are stored: a rerun resumes from them
+        raise
+    finally:
+        pool.join()
+    return finished
+
+
+class _NoBar:
+    def set_postfix_str(self, _: str) -> None:
+        pass
+
+
+def _unit_job(job: tuple[Profile, str, str, str, int, dict[str, float]]) -> tuple[str, str]:
+    """Worker of ``_units_parallel``: one unit as the sequential path runs it, without progress bars."""
+    profile, root, name, arch, seed, pretrained = job
+    if profile.num_threads is not None:
+        torch.set_num_threads(profile.num_threads)
+    _warm_imports()
+    store = BenchDir(Path(root))
+    data = _draw(default_data, name, profile, seed)
+    unit = _new_unit(profile, store, name, arch, seed, torch.device("cpu"), data, default_train, pretrained,
+                     _NoBar(), progress=False)
+    store.save_unit(unit)
+    return name, arch
+
+
 def _new_unit(profile: Profile, store: BenchDir, name: str, arch: str, seed: int, device: torch.device,
               data: tuple[Tensor, Tensor, Tensor], train_fn: Callable, pretrained: dict[str, float],
-              bar: Any) -> UnitRecord:
+              bar: Any, progress: bool = True) -> UnitRecord:
     """Train (or load) the unit's model, then run its rows on the evaluation points."""
     x_train, x, d_true = data
     meta = UnitMeta(name, arch, seed)
@@ -178,7 +239,7 @@ def _new_unit(profile: Profile, store: BenchDir, name: str, arch: str, seed: int
         denoiser = _model(profile, store, meta, x_train, device, train_fn, pretrained)
         rows = model_rows(profile, int(x.shape[1]))
     bar.set_postfix_str(f"estimating {name}/{arch}")
-    unit = UnitData(x.to(device), x_train, d_true, denoiser, device, seed, profile)
+    unit = UnitData(x.to(device), x_train, d_true, denoiser, device, seed, profile, progress)
     return _run_unit(unit, meta, rows)
 
 

@@ -7,10 +7,10 @@
 * ``plot``: the LID-curve figure.
 """
 
-from scorelid.sigma.auto import AutoResult, estimate, estimate_auto
+from scorelid.sigma.auto import AUTO_NOISE, AutoResult, estimate, estimate_auto
 from scorelid.sigma.curve import lid_curve
 from scorelid.sigma.grid import DEFAULT_GRID, log_grid, parse_sigmas, validate_sigmas
 from scorelid.sigma.select import DEFAULT_RULE, RULES, select, slope
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_RULE", "RULES", "AutoResult", "estimate", "estimate_auto", "lid_curve",
-           "log_grid", "parse_sigmas", "select", "slope", "validate_sigmas"]
+__all__ = ["AUTO_NOISE", "DEFAULT_GRID", "DEFAULT_RULE", "RULES", "AutoResult", "estimate", "estimate_auto",
+           "lid_curve", "log_grid", "parse_sigmas", "select", "slope", "validate_sigmas"]
