@@ -282,7 +282,8 @@ def _run_unit(unit: UnitData, meta: UnitMeta, rows: list[RowSpec]) -> UnitRecord
     d = int(d_vals[0]) if len(d_vals) == 1 else -1
     n = int(unit.x.shape[1])
     result = UnitRecord(meta, [], unit.d_true.numpy(), {}, {})
-    for row in tqdm(rows, desc=f"{meta.manifold}/{meta.arch}", unit="row", leave=False):
+    for row in tqdm(rows, desc=f"{meta.manifold}/{meta.arch}", unit="row", leave=False,
+                    disable=not unit.progress):
         m = measure(lambda row=row: row.fn(unit), unit.device)
         out = m.value if isinstance(m.value, RowOutput) else RowOutput(m.value)
         lid = torch.as_tensor(out.lid).reshape(-1)
