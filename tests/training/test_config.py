@@ -186,6 +186,7 @@ def test_auto_recipe_puts_the_noise_range_on_the_data_scale():
     assert (chosen["n_points"], chosen["n"], chosen["steps"]) == (500, 6, AUTO_STEPS)
     line = describe_recipe(chosen)
     assert "500 points in R^6" in line and f"estimation sigma {chosen['sigma']:g}" in line
+    assert chosen["antithetic"] and "in antithetic pairs" in line
     # another base keeps its network: the DiT recipe
     dit, _ = auto_recipe(x, CPU_DIT)
     assert dit.arch == "dit" and dit.net == CPU_DIT.net

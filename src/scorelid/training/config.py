@@ -310,16 +310,19 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
 
 def recipe_summary(config: TrainConfig, x: Any, scale: float | None = None) -> dict[str, Any]:
     """What a recipe trains on points ``x [N, n]``: ``n_points``, ``n``, ``scale``, ``sigma_min``,
-    ``sigma_max``, ``steps``, ``batch_size``, ``width`` and ``sigma`` (the default estimation level)."""
+    ``sigma_max``, ``steps``, ``batch_size``, ``antithetic``, ``width`` and ``sigma`` (the default
+    estimation level)."""
     scale = data_scale(x) if scale is None else scale
     return {"n_points": len(x), "n": int(np.prod(np.shape(x)[1:])), "scale": scale,
             "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
-            "batch_size": config.batch_size, "width": config.net.get("width"), "sigma": default_sigma(scale)}
+            "batch_size": config.batch_size, "antithetic": config.antithetic,
+            "width": config.net.get("width"), "sigma": default_sigma(scale)}
 
 
 def describe_recipe(chosen: dict[str, Any]) -> str:
     """One line saying what ``auto_recipe`` chose and from what."""
     width = f", width {chosen['width']}" if chosen.get("width") is not None else ""
     return (f"recipe for {chosen['n_points']} points in R^{chosen['n']} of scale {chosen['scale']:.3g}: "
-            f"{chosen['steps']} steps of {chosen['batch_size']}{width}, training noise "
+            f"{chosen['steps']} steps of {chosen['batch_size']}"
+            f"{' in antithetic pairs' if chosen.get('antithetic') else ''}{width}, training noise "
             f"[{chosen['sigma_min']:g}, {chosen['sigma_max']:g}], estimation sigma {chosen['sigma']:g}")
