@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from scorelid.bench.profiles import Profile
 from scorelid.bench.store import BenchDir, model_done, unit_name
 
-__all__ = ["default_data", "default_train", "train_parallel"]
+__all__ = ["ambient_n", "default_data", "default_train", "run_spawned", "train_parallel"]
 
 
 def default_data(name: str, num: int, seed: int, profile: Profile) -> tuple[Tensor, Tensor]:
@@ -58,13 +59,43 @@ def _missing(profile: Profile, store: BenchDir, seed: int,
              resume: bool) -> list[tuple[str, str, dict[str, Any], int, Profile, str]]:
     """Jobs of the models to train, the longest first (more ambient dimensions, more work), so
     that no long job starts last."""
-    from scorelid.data.manifolds import MANIFOLDS
-
     todo = [(name, arch, profile.recipes[arch], seed, profile, str(store.model_dir(name, arch)))
             for name in profile.manifolds for arch in profile.archs
             if not (resume and store.unit_done(name, arch)) and not store.model_done(name, arch)]
-    todo.sort(key=lambda j: -((profile.dims.get(j[0]) or MANIFOLDS.get(j[0]) or (0, 0))[1] or 0))
+    todo.sort(key=lambda j: -ambient_n(profile, j[0]))
     return todo
+
+
+def ambient_n(profile: Profile, name: str) -> int:
+    """The ambient dimension of manifold ``name`` in ``profile`` (0 when unknown): parallel jobs
+    start with the largest, which take longest, so that none of them starts last."""
+    from scorelid.data.manifolds import MANIFOLDS
+
+    return (profile.dims.get(name) or MANIFOLDS.get(name) or (0, 0))[1] or 0
+
+
+def run_spawned(fn: Callable[[Any], Any], todo: list[Any], jobs: int, doing: str, things: str,
+                label: Callable[[Any], str]) -> list[Any]:
+    """``fn`` on every item of ``todo``, ``jobs`` at a time in spawned processes, with a progress
+    bar ("{doing} {len(todo)} {things}, {k} at a time"; each finished result shown as
+    ``label(result)``); the results in finishing order.  An interrupt or a failed job stops the
+    others (what they stored lets a rerun resume)."""
+    k = min(jobs, len(todo))
+    pool = multiprocessing.get_context("spawn").Pool(k)
+    results = []
+    try:
+        with tqdm(total=len(todo), desc=f"{doing} {len(todo)} {things}, {k} at a time", unit="job") as bar:
+            for res in pool.imap_unordered(fn, todo):
+                results.append(res)
+                bar.set_postfix_str(label(res))
+                bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return results
 
 
 def train_parallel(profile: Profile, store: BenchDir, seed: int, resume: bool, jobs: int) -> dict[str, float]:
@@ -72,20 +103,5 @@ def train_parallel(profile: Profile, store: BenchDir, seed: int, resume: bool, j
     todo = _missing(profile, store, seed, resume)
     if not todo:
         return {}
-    seconds: dict[str, float] = {}
-    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)))
-    try:
-        bar = tqdm(total=len(todo), desc=f"training {len(todo)} models, {min(jobs, len(todo))} at a time",
-                   unit="model")
-        with bar:
-            for uname, sec in pool.imap_unordered(_train_one, todo):
-                seconds[uname] = sec
-                bar.set_postfix_str(f"{uname} {sec:.0f} s")
-                bar.update(1)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # an interrupt or a failed model stops the others; checkpoints let a rerun resume
-        raise
-    finally:
-        pool.join()
-    return seconds
+    # checkpoints let a rerun resume an interrupted model
+    return dict(run_spawned(_train_one, todo, jobs, "training", "models", lambda r: f"{r[0]} {r[1]:.0f} s"))

@@ -23,7 +23,6 @@ A trained model's ``history["lid_by_sigma"]`` (the training loss's mean LID per 
 from __future__ import annotations
 
 import functools
-import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from scorelid.bench.meter import measure
-from scorelid.bench.models import default_data, default_train, train_parallel
+from scorelid.bench.models import ambient_n, default_data, default_train, run_spawned, train_parallel
 from scorelid.bench.profiles import Profile
 from scorelid.bench.report import write_report
 from scorelid.bench.rows import ROW_BUILDERS, RowOutput, RowSpec, UnitData, baseline_rows, model_rows
@@ -180,31 +179,13 @@ def _units_parallel(profile: Profile, store: BenchDir, seed: int, resume: bool, 
     """Run the unfinished units ``jobs`` at a time in spawned processes (CPU, default data and
     training; their models are trained already), each stored as the sequential path stores it;
     the ``(manifold, arch)`` pairs finished.  Larger ambient dimensions start first."""
-    from scorelid.data.manifolds import MANIFOLDS
-
     todo = [(profile, str(store.root), name, arch, seed, pretrained) for name in profile.manifolds
             for arch in _arch_list(profile) if not (resume and store.unit_done(name, arch))]
     if len(todo) < 2:
         return set()
-    todo.sort(key=lambda j: (-((profile.dims.get(j[2]) or MANIFOLDS.get(j[2]) or (0, 0))[1] or 0),
-                             j[3] == BASELINE_ARCH))
-    finished: set[tuple[str, str]] = set()
-    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)))
-    try:
-        bar = tqdm(total=len(todo), desc=f"estimating {len(todo)} units, {min(jobs, len(todo))} at a time",
-                   unit="unit")
-        with bar:
-            for pair in pool.imap_unordered(_unit_job, todo):
-                finished.add(pair)
-                bar.set_postfix_str("/".join(pair))
-                bar.update(1)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # finished units are stored: a rerun resumes from them
-        raise
-    finally:
-        pool.join()
-    return finished
+    todo.sort(key=lambda j: (-ambient_n(profile, j[2]), j[3] == BASELINE_ARCH))
+    # finished units are stored: an interrupted run resumes from them
+    return set(run_spawned(_unit_job, todo, jobs, "estimating", "units", "/".join))
 
 
 class _NoBar:
