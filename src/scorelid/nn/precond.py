@@ -38,11 +38,12 @@ from torch import Tensor, nn
 
 from scorelid.denoiser import SigmaLike, sigma_like
 from scorelid.nn.dit import DiT
+from scorelid.nn.grouped import GroupedMLP
 from scorelid.nn.mlp import MLP
 
 __all__ = ["ARCHS", "EDMDenoiser", "build_denoiser", "data_scale", "edm_scalings"]
 
-ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "dit": DiT}
+ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "dit": DiT, "grouped": GroupedMLP}
 SKIPS = ("edm", "wiener")
 C_INS = ("edm", "data")
 
@@ -99,15 +100,28 @@ class EDMDenoiser(nn.Module):
                                        "rank": rank, "net": net, "c_in": c_in}
 
     @staticmethod
-    def data_stats(x: Tensor) -> dict[str, Any]:
-        """Statistics of training data ``x [N, n]``: mean, scale, sigma_data, Wiener basis."""
+    def data_stats(x: Tensor, groups: list[list[int]] | None = None) -> dict[str, Any]:
+        """Statistics of training data ``x [N, n]``: mean, scale, sigma_data, Wiener basis.
+
+        With ``groups`` (independent coordinate groups, as ``GroupedMLP`` takes) the covariance is
+        taken block-diagonal (zero between groups and for coordinates in none), so the Wiener skip
+        keeps the groups apart as the network does.
+        """
         x = x.double()
         mean = x.mean(0)
         scale = data_scale(x)
         u = (x - mean) / scale
         sigma_data = math.sqrt(float(u.var(0).mean()))
         cov = u.T @ u / max(1, u.shape[0] - 1)
-        lam, vec = torch.linalg.eigh(cov)
+        if groups is None:
+            lam, vec = torch.linalg.eigh(cov)
+        else:  # eigenvectors of each group's block, so none mixes two groups
+            lam, vec = torch.zeros(0, dtype=cov.dtype), torch.zeros(len(cov), 0, dtype=cov.dtype)
+            for g in groups:
+                lg, vg = torch.linalg.eigh(cov[g][:, g])
+                full = torch.zeros(len(cov), len(g), dtype=cov.dtype)
+                full[g] = vg
+                lam, vec = torch.cat([lam, lg]), torch.cat([vec, full], dim=1)
         keep = lam > 1e-6 * lam.max()
         return {"mean": mean.float(), "scale": scale, "sigma_data": sigma_data,
                 "U": vec[:, keep].float().contiguous(), "lam": lam[keep].float()}

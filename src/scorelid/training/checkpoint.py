@@ -107,6 +107,11 @@ def save_denoiser(model: EDMDenoiser, path: str | os.PathLike, history: dict[str
     return path
 
 
+#: saved architectures that count as another for ``load_denoiser(arch=...)``: the factorised MLP
+#: (``scorelid.nn.grouped``) is what ``arch="mlp"`` with ``factorize=True`` trains
+ARCH_FAMILY = {"grouped": "mlp"}
+
+
 def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
                   arch: str | None = None, **onnx_options: Any) -> EDMDenoiser:
     """Load a denoiser saved by ``save_denoiser`` / ``train_denoiser``, in eval mode.
@@ -116,7 +121,8 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
             forward-only ``scorelid.adapters.onnx.OnnxDenoiser`` (``onnx_options``: its keywords,
             e.g. ``extra={"difficulty": 0.5}``; outputs come back on the input's device).
         device: where to put the module.
-        arch: if given, the architecture the caller expects (``"mlp"``/``"dit"``).
+        arch: if given, the architecture the caller expects (``"mlp"``/``"dit"``; a factorised
+            MLP, ``"grouped"``, is an ``"mlp"``).
 
     Raises:
         FileNotFoundError: the directory, config or weights are missing.
@@ -128,7 +134,8 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
         from scorelid.adapters.onnx import OnnxDenoiser
 
         model = OnnxDenoiser(path, **onnx_options)
-        if arch is not None and model.config.get("arch") != arch:
+        saved = model.config.get("arch")
+        if arch is not None and ARCH_FAMILY.get(saved, saved) != arch:
             raise ValueError(f"ONNX model {path} holds a {model.config.get('arch')!r} model, "
                              f"expected {arch!r}")
         return model
@@ -146,7 +153,7 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
             f"{path / CONFIG_NAME} is not a scorelid denoiser config (format {meta.get('format')!r})"
         )
     config = meta["config"]
-    if arch is not None and config.get("arch") != arch:
+    if arch is not None and ARCH_FAMILY.get(config.get("arch"), config.get("arch")) != arch:
         raise ValueError(f"checkpoint {path} holds a {config.get('arch')!r} model, expected {arch!r}")
     try:
         model = build_denoiser(config)

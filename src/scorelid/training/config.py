@@ -73,6 +73,10 @@ class TrainConfig:
             ``2i + 1``; ``batch_size`` must be even).  The DSM gradient's largest noise term, linear
             in ``eps`` (the unpredictable tangent noise times the network's gradient at the clean
             point), cancels within each pair; its mean is unchanged.  See docs/training.md.
+        factorize, group_width: with ``arch="mlp"``, test the training data's coordinates for
+            independent groups (``scorelid.data.independence``) and, where there are several,
+            train one MLP of width ``group_width`` per group (``scorelid.nn.grouped``) instead of
+            one MLP on all of them.  Data with one group gets ``arch``'s network.
         num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
         named: the keywords this config was made from (``from_kwargs``) or changed by ``replace``,
             in order; ignored by ``==``.  ``to_kwargs(named_only=True)`` gives them back.
@@ -99,6 +103,8 @@ class TrainConfig:
     n_buckets: int = 16
     lid_tail: float = 0.2
     antithetic: bool = False
+    factorize: bool = False
+    group_width: int = 64
     num_threads: int | None = None
     named: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -152,8 +158,10 @@ class TrainConfig:
         keys = ("arch", "steps", "batch_size", "lr", "seed", "skip", "c_in", "sigma_dist", "sigma_min",
                 "sigma_max", "p_mean", "p_std", "ema_decay", "weight_decay", "warmup", "final_lr_frac",
                 "grad_clip", "n_buckets", "lid_tail")
-        # ``antithetic`` only when on: checkpoints written before it existed still resume
+        # ``antithetic``/``factorize`` only when on: checkpoints written before them still resume
         extra = {"antithetic": True} if self.antithetic else {}
+        if self.factorize:
+            extra.update(factorize=True, group_width=self.group_width)
         return {**{k: getattr(self, k) for k in keys}, **extra, "n_train": n_train, "data": data,
                 "model": dict(self.net)}
 
@@ -179,7 +187,7 @@ def _validate(c: TrainConfig) -> None:
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for arch {c.arch!r}; "
                          f"it takes {sorted(allowed)}")
-    for name in ("steps", "batch_size", "n_buckets"):
+    for name in ("steps", "batch_size", "n_buckets", "group_width"):
         v = getattr(c, name)
         if not _is_int(v) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -197,6 +205,10 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"antithetic must be True or False, got {c.antithetic!r}")
     if c.antithetic and c.batch_size % 2:
         raise ValueError(f"antithetic pairs need an even batch_size, got {c.batch_size}")
+    if not isinstance(c.factorize, bool | np.bool_):
+        raise ValueError(f"factorize must be True or False, got {c.factorize!r}")
+    if c.factorize and c.arch != "mlp":
+        raise ValueError(f"factorize needs arch='mlp' (it trains one MLP per coordinate group), got {c.arch!r}")
     if c.num_threads is not None and (not isinstance(c.num_threads, int) or c.num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer, got {c.num_threads!r}")
 
@@ -231,7 +243,7 @@ def _validate_schedule(c: TrainConfig) -> None:
 QUICK = TrainConfig.from_kwargs(
     arch="mlp", width=256, depth=3, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
     steps=3000, batch_size=256, lr=1e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
-    sigma_max=0.3, ema_decay=0.995, antithetic=True, num_threads=1,
+    sigma_max=0.3, ema_decay=0.995, antithetic=True, factorize=True, num_threads=1,
 )
 
 #: A DiT small enough for a CPU (318k parameters at n = 128; ~0.24 s per step on one thread at

@@ -118,6 +118,8 @@ def train_denoiser(
     n_buckets: int = 16,
     lid_tail: float = 0.2,
     antithetic: bool = False,
+    factorize: bool = False,
+    group_width: int = 64,
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     on_resume: Callable[[Path, int], None] | None = None,
@@ -151,6 +153,8 @@ def train_denoiser(
         n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
         antithetic: noise in pairs ``eps``, ``-eps`` on the same point and level (rows ``2i``,
             ``2i + 1``), a variance reduction of the DSM gradient (``TrainConfig.antithetic``).
+        factorize, group_width: one MLP of width ``group_width`` per group of independent
+            coordinates, where the data has several (``TrainConfig.factorize``).
         log_every: steps between loss-curve entries (default ``max(1, steps // 200)``).
         callback: called as ``callback(step, loss)`` after every step (e.g. to stop early).
         on_resume: called as ``on_resume(checkpoint_dir, step)`` once a checkpoint has been found
@@ -181,6 +185,7 @@ def train_denoiser(
                 "p_mean": p_mean, "p_std": p_std, "ema_decay": ema_decay, "weight_decay": weight_decay,
                 "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
                 "n_buckets": n_buckets, "lid_tail": lid_tail, "antithetic": antithetic,
+                "factorize": factorize, "group_width": group_width,
                 "num_threads": num_threads}
     cfg = _config(config, settings, model_kwargs)
     opts = _Options(device=torch.device(device), out_dir=out_dir, checkpoint_every=checkpoint_every,

@@ -16,13 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from scorelid.data.independence import independent_groups, pack_groups
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.resume import fingerprint
 from scorelid.training.checkpoint import latest_train_state, load_train_state
 from scorelid.training.config import TrainConfig
 from scorelid.training.sigma_sampling import SigmaSampler
 
-__all__ = ["TrainState", "build_state", "resume_state", "state_meta", "state_tensors"]
+__all__ = ["TrainState", "build_state", "network_for", "resume_state", "state_meta", "state_tensors"]
 
 
 @dataclass
@@ -52,11 +53,12 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
     """A fresh state for float32 points ``x [N, n]``: the network initialised from ``cfg.seed``
     (without touching torch's global generator), EMA = weights, AdamW, the batch generator."""
     N, n = x.shape
-    stats = EDMDenoiser.data_stats(x)
+    arch, net, groups = network_for(x, cfg)
+    stats = EDMDenoiser.data_stats(x, groups)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = EDMDenoiser(cfg.arch, n, sigma_data=stats["sigma_data"], skip=cfg.skip,
-                            rank=stats["U"].shape[1], net=cfg.net, c_in=cfg.c_in)
+        model = EDMDenoiser(arch, n, sigma_data=stats["sigma_data"], skip=cfg.skip,
+                            rank=stats["U"].shape[1], net=net, c_in=cfg.c_in)
     model.set_data_stats(stats)
     model.to(device).train()
     ema = {k: p.detach().clone() for k, p in model.named_parameters()}
@@ -71,6 +73,27 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
         counts=torch.zeros(cfg.n_buckets, dtype=torch.float64),
         record=cfg.record(N, fingerprint(x.float())),  # the training points, as float32 bytes
     )
+
+
+#: the fewest coordinates per group of a factorised network: the 128 independent coordinates of
+#: the twin-peaks cube train as 16 networks of 8, not 128 of 1 (at width 64, 128 groups made a step
+#: 6x slower than the quick MLP's, 16 groups 1.3x)
+PACK_SIZE = 8
+
+
+def network_for(x: Tensor, cfg: TrainConfig) -> tuple[str, dict[str, Any], list[list[int]] | None]:
+    """``(arch, network options, groups)`` of the network ``cfg`` trains on points ``x [N, n]``.
+
+    With ``cfg.factorize`` and coordinates that split into independent groups
+    (``scorelid.data.independence``), packed to at least ``PACK_SIZE`` coordinates each, a
+    ``GroupedMLP`` of width ``cfg.group_width`` per group with the MLP's other options; otherwise
+    ``cfg``'s own network (``groups`` ``None``).
+    """
+    if cfg.factorize:
+        groups = pack_groups(independent_groups(x), PACK_SIZE)
+        if len(groups) > 1:
+            return "grouped", {**cfg.net, "width": cfg.group_width, "groups": groups}, groups
+    return cfg.arch, cfg.net, None
 
 
 def state_tensors(state: TrainState) -> dict[str, Tensor]:
