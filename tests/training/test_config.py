@@ -19,7 +19,7 @@ from scorelid.training.loop import RUN_OPTIONS, train_denoiser
 OLD_QUICK = {"arch": "mlp", "width": 256, "depth": 3, "gate": True, "squares": True, "delta": True,
              "skip": "wiener", "c_in": "data", "steps": 3000, "batch_size": 256, "lr": 1e-3, "warmup": 100,
              "sigma_dist": "loguniform", "sigma_min": 0.004, "sigma_max": 0.3, "ema_decay": 0.995,
-             "antithetic": True, "num_threads": 1}
+             "antithetic": True, "factorize": True, "num_threads": 1}
 OLD_CPU_DIT = {"arch": "dit", "hidden": 64, "heads": 4, "depth": 4, "patch": 4, "skip": "wiener",
                "steps": 3000, "batch_size": 256, "lr": 2e-3, "warmup": 100, "sigma_dist": "loguniform",
                "sigma_min": 0.004, "sigma_max": 0.3, "ema_decay": 0.995, "num_threads": 1}

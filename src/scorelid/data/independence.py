@@ -25,8 +25,9 @@ against the others' features and against their per-feature sums: a dependence sp
 many pairs, such as a sphere's ``sum x_i^2 = 1``, is plain in the sum), it is merged with the
 group it shares most excess with.  On a null of independent coordinates (150 draws of 4
 coordinates, ``N = 500``) the smallest of 600 group p-values was ``10^-3.6``; a coordinate of
-``S^16`` (``S^64``) against the others at ``N = 500`` gives ``10^-78`` (``10^-47``).  A wrong merge only costs efficiency (the
-result is as general as one group); a wrong split is a wrong model, so both thresholds are low.
+``S^16`` (``S^64``) against the others at ``N = 500`` gives ``10^-78`` (``10^-47``).  A wrong
+merge only costs efficiency (the result is as general as one group); a wrong split is a wrong
+model.
 """
 
 from __future__ import annotations

@@ -76,14 +76,15 @@ class GroupedMLP(nn.Module):
             wide it was most of a step's time).
     """
 
-    def __init__(self, n: int, groups: list[list[int]] | None = None, width: int = 64, depth: int = 3,
+    def __init__(self, n: int, groups: list[list[int]] | None = None, width: int = 32, depth: int = 3,
                  emb_dim: int = 32, expansion: int = 1, glu: bool = False, norm: bool = False,
                  gate: bool = False, squares: bool = False, delta: bool = False) -> None:
         super().__init__()
         groups = [[int(i) for i in g] for g in (groups or []) if len(g)]
         flat = [i for g in groups for i in g]
         if not groups or len(set(flat)) != len(flat) or min(flat) < 0 or max(flat) >= n:
-            raise ValueError(f"groups must be disjoint non-empty lists of indices in [0, {n}), got {groups!r}")
+            raise ValueError(f"groups must be disjoint non-empty lists of indices in [0, {n}), "
+                             f"got {groups!r}")
         G, m = len(groups), max(len(g) for g in groups)
         self.n, self.m, self.gate, self.delta, self.squares = n, m, gate, delta, squares
         idx = torch.full((G, m), n, dtype=torch.long)  # index n: a zero column (padding)

@@ -119,7 +119,7 @@ def train_denoiser(
     lid_tail: float = 0.2,
     antithetic: bool = False,
     factorize: bool = False,
-    group_width: int = 64,
+    group_width: int = 32,
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     on_resume: Callable[[Path, int], None] | None = None,

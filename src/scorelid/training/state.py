@@ -16,11 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scorelid.data.independence import independent_groups, pack_groups
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.resume import fingerprint
 from scorelid.training.checkpoint import latest_train_state, load_train_state
-from scorelid.training.config import TrainConfig
+from scorelid.training.config import TrainConfig, factor_groups
 from scorelid.training.sigma_sampling import SigmaSampler
 
 __all__ = ["TrainState", "build_state", "network_for", "resume_state", "state_meta", "state_tensors"]
@@ -75,25 +74,14 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
     )
 
 
-#: the fewest coordinates per group of a factorised network: the 128 independent coordinates of
-#: the twin-peaks cube train as 16 networks of 8, not 128 of 1 (at width 64, 128 groups made a step
-#: 6x slower than the quick MLP's, 16 groups 1.3x)
-PACK_SIZE = 8
-
-
 def network_for(x: Tensor, cfg: TrainConfig) -> tuple[str, dict[str, Any], list[list[int]] | None]:
-    """``(arch, network options, groups)`` of the network ``cfg`` trains on points ``x [N, n]``.
-
-    With ``cfg.factorize`` and coordinates that split into independent groups
-    (``scorelid.data.independence``), packed to at least ``PACK_SIZE`` coordinates each, a
-    ``GroupedMLP`` of width ``cfg.group_width`` per group with the MLP's other options; otherwise
-    ``cfg``'s own network (``groups`` ``None``).
-    """
-    if cfg.factorize:
-        groups = pack_groups(independent_groups(x), PACK_SIZE)
-        if len(groups) > 1:
-            return "grouped", {**cfg.net, "width": cfg.group_width, "groups": groups}, groups
-    return cfg.arch, cfg.net, None
+    """``(arch, network options, groups)`` of the network ``cfg`` trains on points ``x [N, n]``:
+    a ``GroupedMLP`` of width ``cfg.group_width`` per group (with the MLP's other options) where
+    ``factor_groups`` finds several, else ``cfg``'s own network (``groups`` ``None``)."""
+    groups = factor_groups(x, cfg)
+    if groups is None:
+        return cfg.arch, cfg.net, None
+    return "grouped", {**cfg.net, "width": cfg.group_width, "groups": groups}, groups
 
 
 def state_tensors(state: TrainState) -> dict[str, Tensor]:
