@@ -79,7 +79,8 @@ class TrainConfig:
         factorize, group_width: with ``arch="mlp"``, test the training data's coordinates for
             independent groups (``scorelid.data.independence``) and, where there are several,
             train one MLP of width ``group_width`` per group (``scorelid.nn.grouped``) instead of
-            one MLP on all of them.  Data with one group gets ``arch``'s network.
+            one MLP on all of them.  Data with one group, and other architectures, get ``arch``'s
+            network.
         num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
         named: the keywords this config was made from (``from_kwargs``) or changed by ``replace``,
             in order; ignored by ``==``.  ``to_kwargs(named_only=True)`` gives them back.
@@ -210,9 +211,6 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"antithetic pairs need an even batch_size, got {c.batch_size}")
     if not isinstance(c.factorize, bool | np.bool_):
         raise ValueError(f"factorize must be True or False, got {c.factorize!r}")
-    if c.factorize and c.arch != "mlp":
-        raise ValueError(f"factorize needs arch='mlp' (it trains one MLP per coordinate group), "
-                         f"got {c.arch!r}")
     if c.num_threads is not None and (not isinstance(c.num_threads, int) or c.num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer, got {c.num_threads!r}")
 
@@ -286,9 +284,10 @@ PACK_SIZE = 8
 
 def factor_groups(x: Any, config: TrainConfig) -> list[list[int]] | None:
     """The coordinate groups of the factorised network ``config`` trains on points ``x [N, n]``:
-    with ``config.factorize``, the independent groups (``scorelid.data.independence``) packed to
-    at least ``PACK_SIZE`` coordinates; ``None`` where that leaves one group (one network)."""
-    if not config.factorize:
+    with ``config.factorize`` and ``arch="mlp"``, the independent groups
+    (``scorelid.data.independence``) packed to at least ``PACK_SIZE`` coordinates; ``None`` where
+    that leaves one group (one network), and for other architectures."""
+    if not (config.factorize and config.arch == "mlp"):
         return None
     groups = pack_groups(independent_groups(x), PACK_SIZE)
     return groups if len(groups) > 1 else None
