@@ -1,7 +1,8 @@
 """The default recipe on curved data nobody tuned for (issue: accuracy moonshot).
 
 Each case is a union of cubes, tori and spheres pushed through smooth random networks
-(``scorelid.data.embedded``), ambient dimension 16 to 1024.  Per case: train the default
+(``scorelid.data.embedded``), ambient dimension 16 to 1024, or (``PRODUCTS``, named ``prod:...``)
+a product of such pieces, each in its own coordinates, columns shuffled.  Per case: train the default
 ``ScoreLID(random_state=0).fit(X)`` on ``N`` points (seed 0), then per-point LID of 500 held-out
 points (seed 1) with the methods listed, against scikit-dimension's MLE and TwoNN (k = 50, the
 training points as the reference pool).  Prints a table and writes JSON + markdown.
@@ -42,6 +43,38 @@ CASES: dict[str, tuple[list[tuple[str, int]], int, int]] = {
     "cube6+sphere3_n1024": ([("cube", 6), ("sphere", 3)], 1024, 4000),
 }
 
+#: products: name -> blocks ``[(specs, block n), ...]``; each block is an independent draw of
+#: ``embedded(specs, ..., structure_seed=b + 1)`` in its own coordinates, the blocks' columns are
+#: shuffled together (a fixed permutation), and a point's dimension is the sum of its blocks'.
+PRODUCTS: dict[str, tuple[list[tuple[list[tuple[str, int]], int]], int]] = {
+    "prod:torus2*sphere5*cube12_n96": ([([("torus", 2)], 16), ([("sphere", 5)], 32), ([("cube", 12)], 48)],
+                                       5000),
+    "prod:4*sphere3_n64": ([([("sphere", 3)], 16)] * 4, 5000),
+    "prod:torus2*(cube2|sphere4)_n48": ([([("torus", 2)], 24), ([("cube", 2), ("sphere", 4)], 24)], 5000),
+}
+
+
+def case_points(name: str, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points ``[num, n]`` of case ``name`` (a union of ``CASES`` or a product of ``PRODUCTS``) and
+    each point's true dimension ``[num]``; ``seed`` draws the points."""
+    if name in CASES:
+        specs, n, _ = CASES[name]
+        return embedded(specs, num, n=n, seed=seed)
+    blocks, _ = PRODUCTS[name]
+    xs, ds = zip(*(embedded(specs, num, n=nb, seed=1000 * seed + b, structure_seed=b + 1)
+                   for b, (specs, nb) in enumerate(blocks)), strict=True)
+    x = torch.cat(xs, dim=1)
+    perm = np.random.default_rng(12345).permutation(x.shape[1])
+    return x[:, perm].contiguous(), torch.stack(ds).sum(0)
+
+
+def _size(name: str) -> tuple[int, int]:
+    """``(ambient n, training points)`` of a case."""
+    if name in CASES:
+        return CASES[name][1], CASES[name][2]
+    blocks, num = PRODUCTS[name]
+    return sum(nb for _, nb in blocks), num
+
 
 def _summary(lid: np.ndarray, d: np.ndarray) -> dict:
     return {"mae": float(np.abs(lid - d).mean()),
@@ -49,10 +82,11 @@ def _summary(lid: np.ndarray, d: np.ndarray) -> dict:
 
 
 def run_case(name: str, methods: list[str], n_eval: int, params: dict, models: str | None = None) -> dict:
-    specs, n, num = CASES[name]
-    x, _ = embedded(specs, num, n=n, seed=0)
-    xe, de = embedded(specs, n_eval, n=n, seed=1)
+    n, num = _size(name)
+    x, _ = case_points(name, num, seed=0)
+    xe, de = case_points(name, n_eval, seed=1)
     de = de.numpy()
+    specs = CASES[name][0] if name in CASES else PRODUCTS[name][0]
     row = {"case": name, "specs": specs, "n": n, "n_train": num, "n_eval": n_eval, "params": params}
     saved = Path(models, name) if models else None
     t0 = time.perf_counter()
@@ -79,9 +113,9 @@ def run_cli(name: str, n_eval: int) -> dict:
     """``scorelid train`` + ``scorelid estimate`` with every option at its default, in a temp dir."""
     import pandas as pd
 
-    specs, n, num = CASES[name]
-    x, _ = embedded(specs, num, n=n, seed=0)
-    xe, de = embedded(specs, n_eval, n=n, seed=1)
+    _, num = _size(name)
+    x, _ = case_points(name, num, seed=0)
+    xe, de = case_points(name, n_eval, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/x.npy", x.numpy())
         np.save(f"{tmp}/xe.npy", xe.numpy())
@@ -116,7 +150,7 @@ def _table(rows: list[dict], methods: list[str]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", nargs="*", default=list(CASES))
+    ap.add_argument("--cases", nargs="*", default=list(CASES), help=f"of {[*CASES, *PRODUCTS]}")
     ap.add_argument("--methods", nargs="*", default=["normal_bundle", "dsm"])
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)

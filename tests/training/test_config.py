@@ -200,3 +200,11 @@ def test_default_sigma_and_bad_scale():
         data_scale(np.ones((10, 3)))
     with pytest.raises(ValueError, match="zero variance"):
         data_scale(np.ones((1, 3)))
+
+
+def test_group_width_shares_the_mlp_width_out_among_few_groups():
+    from scorelid.training.config import group_width
+
+    assert QUICK.net["width"] == 256 and QUICK.group_width == 32
+    assert [group_width(QUICK, g) for g in (1, 3, 8, 16, 100)] == [256, 86, 32, 32, 32]
+    assert group_width(QUICK.replace(group_width=48), 16) == 48

@@ -46,6 +46,7 @@ __all__ = [
     "default_sigma",
     "describe_recipe",
     "factor_groups",
+    "group_width",
     "net_options",
     "recipe_summary",
 ]
@@ -78,7 +79,8 @@ class TrainConfig:
             point), cancels within each pair; its mean is unchanged.  See docs/training.md.
         factorize, group_width: with ``arch="mlp"``, test the training data's coordinates for
             independent groups (``scorelid.data.independence``) and, where there are several,
-            train one MLP of width ``group_width`` per group (``scorelid.nn.grouped``) instead of
+            train one MLP of width at least ``group_width`` per group (``scorelid.nn.grouped``;
+            the width: ``scorelid.training.config.group_width``) instead of
             one MLP on all of them.  Data with one group, and other architectures, get ``arch``'s
             network.
         num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
@@ -282,6 +284,14 @@ PAPER_RECIPE: dict[str, dict[str, Any]] = {a: r.to_kwargs(named_only=True) for a
 PACK_SIZE = 8
 
 
+def group_width(config: TrainConfig, n_groups: int) -> int:
+    """Hidden width of each network of a factorised MLP with ``n_groups`` groups: at least
+    ``config.group_width``, and at least the one MLP's width shared out among the groups (3 groups
+    under a width-256 recipe get 86 each; 16 groups get 32), so few large groups are not starved."""
+    mlp_width = config.net.get("width", inspect.signature(ARCHS["mlp"].__init__).parameters["width"].default)
+    return max(config.group_width, math.ceil(mlp_width / n_groups))
+
+
 def factor_groups(x: Any, config: TrainConfig) -> list[list[int]] | None:
     """The coordinate groups of the factorised network ``config`` trains on points ``x [N, n]``:
     with ``config.factorize`` and ``arch="mlp"``, the independent groups
@@ -349,7 +359,7 @@ def recipe_summary(config: TrainConfig, x: Any, scale: float | None = None) -> d
     return {"n_points": len(x), "n": int(np.prod(np.shape(x)[1:])), "scale": scale,
             "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
             "batch_size": config.batch_size, "antithetic": config.antithetic,
-            "width": config.group_width if groups else config.net.get("width"),
+            "width": group_width(config, len(groups)) if groups else config.net.get("width"),
             "groups": len(groups) if groups else 1, "sigma": default_sigma(scale)}
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.resume import fingerprint
 from scorelid.training.checkpoint import latest_train_state, load_train_state
-from scorelid.training.config import TrainConfig, factor_groups
+from scorelid.training.config import TrainConfig, factor_groups, group_width
 from scorelid.training.sigma_sampling import SigmaSampler
 
 __all__ = ["TrainState", "build_state", "network_for", "resume_state", "state_meta", "state_tensors"]
@@ -76,12 +76,12 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
 
 def network_for(x: Tensor, cfg: TrainConfig) -> tuple[str, dict[str, Any], list[list[int]] | None]:
     """``(arch, network options, groups)`` of the network ``cfg`` trains on points ``x [N, n]``:
-    a ``GroupedMLP`` of width ``cfg.group_width`` per group (with the MLP's other options) where
+    a ``GroupedMLP`` of width ``group_width(cfg, G)`` per group (with the MLP's other options) where
     ``factor_groups`` finds several, else ``cfg``'s own network (``groups`` ``None``)."""
     groups = factor_groups(x, cfg)
     if groups is None:
         return cfg.arch, cfg.net, None
-    return "grouped", {**cfg.net, "width": cfg.group_width, "groups": groups}, groups
+    return "grouped", {**cfg.net, "width": group_width(cfg, len(groups)), "groups": groups}, groups
 
 
 def state_tensors(state: TrainState) -> dict[str, Tensor]:
