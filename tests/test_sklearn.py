@@ -178,3 +178,36 @@ def test_defaults_read_curved_data_nobody_tuned_for():
     mae = np.abs(lid - de.numpy()).mean()
     mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
     assert mae < 0.35 and mae < mle, (mae, mle)
+
+
+def test_defaults_on_a_product_train_one_network_per_factor(tmp_path):
+    """A curved 2-sphere and a curved 2-cube, each through its own random network into 8
+    coordinates, drawn independently, columns shuffled: a product, LID 4, in R^16.  The default
+    recipe finds the two factors and trains one network each (``recipe_["groups"] == 2``).
+    Measured with 1,000 steps: MAE 0.045 (mean 3.96; one MLP, ``factorize=False``: 0.005); MLE
+    (k = 50) 0.51.  The saved estimator reloads to the same predictions."""
+    from scorelid.data.embedded import embedded
+    from scorelid.estimators.baselines import baseline_lid
+    from scorelid.training.config import describe_recipe
+
+    def product(num, seed):
+        a, da = embedded([("sphere", 2)], num, n=8, seed=2 * seed, structure_seed=1)
+        b, db = embedded([("cube", 2)], num, n=8, seed=2 * seed + 1, structure_seed=2)
+        return torch.cat([a, b], 1)[:, np.random.default_rng(5).permutation(16)], da + db
+
+    x, _ = product(3000, 0)
+    xe, de = product(200, 1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        est = ScoreLID(train_steps=1000, random_state=0).fit(x.numpy())
+        lid = est.predict(xe.numpy())
+    finally:
+        torch.set_num_threads(n)
+    assert est.recipe_["groups"] == 2 and est.denoiser_.config["arch"] == "grouped"
+    assert "one network per independent coordinate group (2)" in describe_recipe(est.recipe_)
+    mae = np.abs(lid - de.numpy()).mean()
+    mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
+    assert mae < 0.3 and mae < mle, (mae, mle)
+    est.save(tmp_path / "est")
+    np.testing.assert_array_equal(ScoreLID.load(tmp_path / "est").predict(xe.numpy()), lid)
