@@ -154,18 +154,11 @@ def test_train_config_from_the_quick_recipe():
         ScoreLID(train_options={"widht": 3})._train_config()
 
 
-def test_defaults_read_curved_data_nobody_tuned_for():
-    """A 2-cube and a 4-sphere pushed through random networks into R^12 (scorelid.data.embedded):
-    the default method and noise level (normal bundle at 5% of the data's scale) of a shortened
-    default recipe read held-out points within 0.35 of the truth on average, closer than
-    scikit-dimension's MLE (k = 50) on the same points.  Measured: MAE 0.27 (means 1.97 / 3.85)
-    with 1,000 steps, 0.17 with 2,000; MLE 0.42.  DSM at the same level reads 2-3x the truth."""
-    from scorelid.data.embedded import embedded
+def _default_fit_vs_mle(x, xe, de):
+    """``ScoreLID(train_steps=1000, random_state=0)`` fitted on ``x`` (one torch thread) and its
+    per-point LID of ``xe``: ``(estimator, lid, MAE, MAE of MLE k=50 on the same points)``."""
     from scorelid.estimators.baselines import baseline_lid
 
-    specs = [("cube", 2), ("sphere", 4)]
-    x, _ = embedded(specs, 3000, n=12, seed=0)
-    xe, de = embedded(specs, 200, n=12, seed=1)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -173,10 +166,24 @@ def test_defaults_read_curved_data_nobody_tuned_for():
         lid = est.predict(xe.numpy())
     finally:
         torch.set_num_threads(n)
+    mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
+    return est, lid, np.abs(lid - de.numpy()).mean(), mle
+
+
+def test_defaults_read_curved_data_nobody_tuned_for():
+    """A 2-cube and a 4-sphere pushed through random networks into R^12 (scorelid.data.embedded):
+    the default method and noise level (normal bundle at 5% of the data's scale) of a shortened
+    default recipe read held-out points within 0.35 of the truth on average, closer than
+    scikit-dimension's MLE (k = 50) on the same points.  Measured: MAE 0.27 (means 1.97 / 3.85)
+    with 1,000 steps, 0.17 with 2,000; MLE 0.42.  DSM at the same level reads 2-3x the truth."""
+    from scorelid.data.embedded import embedded
+
+    specs = [("cube", 2), ("sphere", 4)]
+    x, _ = embedded(specs, 3000, n=12, seed=0)
+    xe, de = embedded(specs, 200, n=12, seed=1)
+    est, lid, mae, mle = _default_fit_vs_mle(x, xe, de)
     assert est.method_ == "normal_bundle" and est.sigma_ == 0.05
     assert est.recipe_["sigma_min"] == 0.01 and est.recipe_["sigma_max"] == 0.25
-    mae = np.abs(lid - de.numpy()).mean()
-    mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
     assert mae < 0.35 and mae < mle, (mae, mle)
 
 
@@ -187,7 +194,6 @@ def test_defaults_on_a_product_train_one_network_per_factor(tmp_path):
     Measured with 1,000 steps: MAE 0.045 (mean 3.96; one MLP, ``factorize=False``: 0.005); MLE
     (k = 50) 0.51.  The saved estimator reloads to the same predictions."""
     from scorelid.data.embedded import embedded
-    from scorelid.estimators.baselines import baseline_lid
     from scorelid.training.config import describe_recipe
 
     def product(num, seed):
@@ -197,17 +203,9 @@ def test_defaults_on_a_product_train_one_network_per_factor(tmp_path):
 
     x, _ = product(3000, 0)
     xe, de = product(200, 1)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        est = ScoreLID(train_steps=1000, random_state=0).fit(x.numpy())
-        lid = est.predict(xe.numpy())
-    finally:
-        torch.set_num_threads(n)
+    est, lid, mae, mle = _default_fit_vs_mle(x, xe, de)
     assert est.recipe_["groups"] == 2 and est.denoiser_.config["arch"] == "grouped"
     assert "one network per independent coordinate group (2)" in describe_recipe(est.recipe_)
-    mae = np.abs(lid - de.numpy()).mean()
-    mle = np.abs(baseline_lid(xe, "mle", k=50, reference=x).numpy() - de.numpy()).mean()
     assert mae < 0.3 and mae < mle, (mae, mle)
     est.save(tmp_path / "est")
     np.testing.assert_array_equal(ScoreLID.load(tmp_path / "est").predict(xe.numpy()), lid)

@@ -48,10 +48,18 @@ def test_tiny_model_recovers_sphere_dimension():
     assert near and all(abs(v - 2.0) < 0.5 for v in near)  # in-sample DSM-LID agrees
 
 
-def test_resume_gives_identical_weights(tmp_path):
-    x, _ = manifold("hypersphere", 300, seed=1, d=2, n=8)
-    kw = {**TINY, "width": 16, "steps": 60, "checkpoint_every": 20, "seed": 3, "log_every": 5}
+@pytest.mark.parametrize("factorised", [False, True])
+def test_resume_gives_identical_weights(tmp_path, factorised):
+    """Also for one network per independent coordinate group (8 circles: two networks)."""
+    if factorised:
+        x, _ = manifold("clifford_torus", 400, seed=1, d=8, n=18)
+        extra = {"factorize": True, "group_width": 8}
+    else:
+        x, _ = manifold("hypersphere", 300, seed=1, d=2, n=8)
+        extra = {}
+    kw = {**TINY, "width": 16, "steps": 60, "checkpoint_every": 20, "seed": 3, "log_every": 5, **extra}
     full = train_denoiser(x, out_dir=tmp_path / "full", **kw)
+    assert full.config["arch"] == ("grouped" if factorised else "mlp")
 
     class Stop(Exception):
         pass
@@ -69,11 +77,12 @@ def test_resume_gives_identical_weights(tmp_path):
     assert full.history["loss"] == resumed.history["loss"]
     assert full.history["lid_by_sigma"] == resumed.history["lid_by_sigma"]
     loaded = load_denoiser(tmp_path / "cut")
-    y = torch.randn(4, 8)
+    y = torch.randn(4, x.shape[1])
     assert torch.equal(loaded(y, 0.1), full(y, 0.1))
     # resuming with other settings is refused
+    other = {"group_width": 16} if factorised else {"lr": 1e-3}
     with pytest.raises(ValueError, match="other settings"):
-        train_denoiser(x, out_dir=tmp_path / "cut", resume=True, **{**kw, "lr": 1e-3})
+        train_denoiser(x, out_dir=tmp_path / "cut", resume=True, **{**kw, **other})
 
 
 def test_sigma_sampler_and_schedule():
@@ -236,26 +245,3 @@ def test_factorize_trains_one_network_per_group_of_independent_circles(tmp_path)
 
     assert factor_groups(x, QUICK) is not None and factor_groups(x, QUICK.replace(factorize=False)) is None
     assert factor_groups(x, QUICK.replace(arch="dit", net={"hidden": 16})) is None  # MLPs only
-
-
-def test_factorised_resume_gives_identical_weights(tmp_path):
-    x, _ = manifold("clifford_torus", 400, seed=1, d=8, n=18)
-    kw = {**TINY, "width": 16, "steps": 40, "checkpoint_every": 20, "seed": 3, "factorize": True,
-          "group_width": 8}
-    full = train_denoiser(x, out_dir=tmp_path / "full", **kw)
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(step, loss):
-        if step == 30:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_denoiser(x, out_dir=tmp_path / "cut", callback=interrupt, **kw)
-    resumed = train_denoiser(x, out_dir=tmp_path / "cut", resume=True, **kw)
-    assert resumed.config["arch"] == "grouped"
-    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
-        assert torch.equal(a, b), k
-    with pytest.raises(ValueError, match="other settings"):
-        train_denoiser(x, out_dir=tmp_path / "cut", resume=True, **{**kw, "group_width": 16})

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from scorelid.nn.embedding import NoiseEmbedding
+from scorelid.nn.mlp import film_residual
 
 __all__ = ["GroupedMLP"]
 
@@ -56,12 +57,10 @@ class _Block(nn.Module):
     def forward(self, h: Tensor, emb: Tensor) -> Tensor:
         film = self.film(emb).reshape(len(emb), self.groups, 2 * self.width).transpose(0, 1)  # [G, B, 2w]
         scale, shift = film.chunk(2, dim=2)
-        hn = F.layer_norm(h, (self.width,)) if self.norm else h
-        z = self.fc1(hn * (1 + scale) + shift)
-        if self.glu:
-            a, b = z.chunk(2, dim=2)
-            return h + self.fc2(F.silu(a) * b)
-        return h + self.fc2(F.silu(z))
+        return film_residual(h, scale, shift, self._norm, self.fc1, self.fc2, self.glu)
+
+    def _norm(self, h: Tensor) -> Tensor:
+        return F.layer_norm(h, (self.width,)) if self.norm else h
 
 
 class GroupedMLP(nn.Module):

@@ -9,12 +9,27 @@ projection to the last block's output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from scorelid.nn.embedding import NoiseEmbedding
 
 __all__ = ["MLP"]
+
+
+def film_residual(h: Tensor, scale: Tensor, shift: Tensor, norm: Callable[[Tensor], Tensor],
+                  fc1: Callable[[Tensor], Tensor], fc2: Callable[[Tensor], Tensor], glu: bool) -> Tensor:
+    """One residual block ``h + fc2(SiLU(fc1(norm(h) * (1 + scale) + shift)))`` on hidden states
+    ``h [..., width]`` with FiLM ``scale``/``shift`` of the same shape; with ``glu`` the SwiGLU form
+    ``fc2(SiLU(a) * b)`` (``a, b``: the halves of ``fc1``'s output)."""
+    z = fc1(norm(h) * (1 + scale) + shift)
+    if glu:
+        a, b = z.chunk(2, dim=-1)
+        return h + fc2(F.silu(a) * b)
+    return h + fc2(F.silu(z))
 
 
 class _Block(nn.Module):
@@ -25,17 +40,12 @@ class _Block(nn.Module):
         self.film = nn.Linear(emb_dim, 2 * width)
         self.fc1 = nn.Linear(width, (2 if glu else 1) * expansion * width)
         self.fc2 = nn.Linear(expansion * width, width)
-        self.act = nn.SiLU()
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
     def forward(self, h: Tensor, emb: Tensor) -> Tensor:
         scale, shift = self.film(emb).chunk(2, dim=1)
-        z = self.fc1(self.norm(h) * (1 + scale) + shift)
-        if self.glu:
-            a, b = z.chunk(2, dim=1)
-            return h + self.fc2(self.act(a) * b)
-        return h + self.fc2(self.act(z))
+        return film_residual(h, scale, shift, self.norm, self.fc1, self.fc2, self.glu)
 
 
 class MLP(nn.Module):
