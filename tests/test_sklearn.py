@@ -181,7 +181,7 @@ def test_defaults_read_curved_data_nobody_tuned_for():
     specs = [("cube", 2), ("sphere", 4)]
     x, _ = embedded(specs, 3000, n=12, seed=0)
     xe, de = embedded(specs, 200, n=12, seed=1)
-    est, lid, mae, mle = _default_fit_vs_mle(x, xe, de)
+    est, _, mae, mle = _default_fit_vs_mle(x, xe, de)
     assert est.method_ == "normal_bundle" and est.sigma_ == 0.05
     assert est.recipe_["sigma_min"] == 0.01 and est.recipe_["sigma_max"] == 0.25
     assert mae < 0.35 and mae < mle, (mae, mle)
