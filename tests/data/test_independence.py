@@ -31,7 +31,7 @@ def test_recovers_the_factors_of_a_product(N):
     assert independent_groups(x) == truth
 
 
-@pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.parametrize("d", [4, 16, 63])
 def test_a_sphere_is_one_group(d):
     # no pair of a sphere's coordinates is clearly dependent; their squares sum to 1
     x = np.random.default_rng(d).normal(size=(500, d + 1))
