@@ -90,13 +90,14 @@ def independent_groups(x: Any, *, n_features: int = 3, pair_p: float = 1e-8, gro
         coordinates with no spread are in none.  One group holding every non-constant coordinate
         means no independent split was found.
     """
-    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
     if a.ndim != 2 or a.shape[0] < 8:
         raise ValueError(f"independent_groups needs points [N >= 8, n], got shape {a.shape}")
+    if a.shape[0] > max_points:  # subsample before any copy: x may be large
+        a = a[np.sort(np.random.default_rng(seed).choice(a.shape[0], max_points, replace=False))]
+    a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise ValueError("independent_groups: the data has NaN or infinite values")
-    if a.shape[0] > max_points:
-        a = a[np.random.default_rng(seed).choice(a.shape[0], max_points, replace=False)]
     std = a.std(0)
     if not std.max() > 0:
         return []
