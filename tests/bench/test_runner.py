@@ -232,3 +232,16 @@ def test_parallel_training_gives_the_same_models_and_numbers(tmp_path, capsys):
         with pytest.raises(ValueError, match="has no recipe for arch 'mlp'"):
             run_bench(dataclasses.replace(p, recipes={}), tmp_path / f"norecipe{jobs}", train_jobs=jobs)
         assert not (tmp_path / f"norecipe{jobs}" / "bench.json").exists()
+
+
+def test_report_names_factorised_models(tmp_path):
+    """A model with coordinate groups (``config["net"]["groups"]``, as ``GroupedMLP``'s) is named in
+    the report's first line with its number of networks; the unit's meta keeps the count."""
+    inj = Injected()
+    inj.models["hyperball"].config = {"arch": "grouped", "net": {"groups": [[0, 1, 2], [3, 4, 5]]}}
+    run_bench(micro(baselines=()), tmp_path, data_fn=inj.data, train_fn=inj.train)
+    first = (tmp_path / "report.md").read_text().splitlines()[2]
+    assert first.endswith("factorised: hyperball (2 networks)"), first
+    meta = json.loads((tmp_path / "units" / "hyperball__mlp.json").read_text())["meta"]
+    assert meta["networks"] == 2 and "networks" not in json.loads(
+        (tmp_path / "units" / "hypersphere__mlp.json").read_text())["meta"]

@@ -235,6 +235,10 @@ def _model(profile: Profile, store: BenchDir, meta: UnitMeta, x_train: Tensor, d
     # trained by train_parallel: its own training time, not the load's
     meta.train_seconds = pretrained.get(unit_name(meta.manifold, arch), t.seconds)
     meta.lid_by_sigma = (getattr(denoiser, "history", None) or {}).get("lid_by_sigma") or None
+    config = getattr(denoiser, "config", None)
+    groups = config.get("net", {}).get("groups") if isinstance(config, dict) else None
+    if groups:  # a factorised MLP: one network per independent coordinate group
+        meta.extra["networks"] = len(groups)
     return denoiser
 
 

@@ -84,7 +84,8 @@ def _train_curves(store: BenchDir) -> dict[str, list[dict]]:
 
 
 def _run_meta(store: BenchDir, records: list[dict]) -> dict[str, Any]:
-    """Profile and seed (from the settings stamp, when any) and the devices of the records."""
+    """Profile and seed (from the settings stamp, when any), the devices of the records, and the
+    manifolds whose model was factorised (``networks`` in a unit's meta)."""
     meta: dict[str, Any] = {}
     s = store.read_stamp()
     if s is not None:
@@ -92,6 +93,10 @@ def _run_meta(store: BenchDir, records: list[dict]) -> dict[str, Any]:
     devices = sorted({r.get("device") for r in records if r.get("device")})
     if devices:
         meta["device"] = ", ".join(devices)
+    factorised = [(m, um.extra["networks"]) for m, um in store.metas() if um.extra.get("networks")]
+    if factorised:  # trained as one network per independent coordinate group (docs/training.md)
+        meta["factorised"] = ", ".join(f"{m} ({k} networks)" for m, k in
+                                       sorted(factorised, key=lambda item: manifold_rank(item[0])))
     return meta
 
 
