@@ -188,11 +188,6 @@ def _units_parallel(profile: Profile, store: BenchDir, seed: int, resume: bool, 
     return set(run_spawned(_unit_job, todo, jobs, "estimating", "units", "/".join))
 
 
-class _NoBar:
-    def set_postfix_str(self, _: str) -> None:
-        pass
-
-
 def _unit_job(job: tuple[Profile, str, str, str, int, dict[str, float]]) -> tuple[str, str]:
     """Worker of ``_units_parallel``: one unit as the sequential path runs it, without progress bars."""
     profile, root, name, arch, seed, pretrained = job
@@ -202,7 +197,7 @@ def _unit_job(job: tuple[Profile, str, str, str, int, dict[str, float]]) -> tupl
     store = BenchDir(Path(root))
     data = _draw(default_data, name, profile, seed)
     unit = _new_unit(profile, store, name, arch, seed, torch.device("cpu"), data, default_train, pretrained,
-                     _NoBar(), progress=False)
+                     tqdm(disable=True), progress=False)
     store.save_unit(unit)
     return name, arch
 

@@ -9,14 +9,15 @@ high-dimensional one.  The benchmark's ``Mn1_Nonlinear`` is 16 independent 2-d p
 torus 32 independent circles, the hypertwinpeaks cube 128 independent coordinates.
 
 The test (an HSIC with a finite feature map; Gretton et al. 2005).  Each coordinate ``j`` is
-rank-transformed to ``u_j in (0, 1)`` and mapped to ``K`` features ``phi_k(u_j) = sqrt(2) cos(pi k
-u_j)``, ``k = 1..K`` (orthonormal for a uniform ``u``; ``k = 1`` sees monotone dependence, ``k = 2``
-dependence of magnitudes such as ``x_i^2 + x_j^2 = 1``).  For two sets of coordinates ``A`` and
+rank-transformed to ``u_j in (0, 1)`` and mapped to ``K - 2`` features ``phi_k(u_j) = sqrt(2)
+cos(pi k u_j)``, ``k = 1..K-2`` (``n_features``; orthonormal for a uniform ``u``; ``k = 1`` sees
+monotone dependence, ``k = 2`` dependence of magnitudes such as ``x_i^2 + x_j^2 = 1``), plus the two
+moment features below: ``K`` per coordinate.  For two sets of coordinates ``A`` and
 ``B`` with feature matrices ``Phi_A [N, a]`` and ``Phi_B [N, b]`` (centred), the statistic
 ``T = N ||Phi_A^T Phi_B / N||_F^2`` has, if ``A`` and ``B`` are independent, mean
 ``tr(S_A) tr(S_B)`` and variance about ``2 ||S_A||_F^2 ||S_B||_F^2`` (``S``: the feature
-covariances); the p-value is the tail of the Gamma law with that mean and variance.  Each
-coordinate also has two moment features, its standardised value ``v`` and ``v^2``.
+covariances); the p-value is the tail of the Gamma law with that mean and variance.  The two
+moment features of a coordinate are its standardised value ``v`` and ``v^2``.
 
 The grouping.  Coordinates with no spread (zero padding, below ``1e-6`` of the largest standard
 deviation) belong to no group.  Pairs with ``p < pair_p`` are joined (connected components); then,

@@ -112,6 +112,14 @@ def save_denoiser(model: EDMDenoiser, path: str | os.PathLike, history: dict[str
 ARCH_FAMILY = {"grouped": "mlp"}
 
 
+def _check_arch(config: dict[str, Any], arch: str | None, what: str) -> None:
+    """``ValueError`` unless a model of saved ``config`` is an ``arch`` (``None``: any; see
+    ``ARCH_FAMILY``)."""
+    saved = config.get("arch")
+    if arch is not None and ARCH_FAMILY.get(saved, saved) != arch:
+        raise ValueError(f"{what} holds a {saved!r} model, expected {arch!r}")
+
+
 def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
                   arch: str | None = None, **onnx_options: Any) -> EDMDenoiser:
     """Load a denoiser saved by ``save_denoiser`` / ``train_denoiser``, in eval mode.
@@ -134,10 +142,7 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
         from scorelid.adapters.onnx import OnnxDenoiser
 
         model = OnnxDenoiser(path, **onnx_options)
-        saved = model.config.get("arch")
-        if arch is not None and ARCH_FAMILY.get(saved, saved) != arch:
-            raise ValueError(f"ONNX model {path} holds a {model.config.get('arch')!r} model, "
-                             f"expected {arch!r}")
+        _check_arch(model.config, arch, f"ONNX model {path}")
         return model
     if onnx_options:
         raise ValueError(f"options {sorted(onnx_options)} apply to .onnx models only, not {path}")
@@ -153,8 +158,7 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu",
             f"{path / CONFIG_NAME} is not a scorelid denoiser config (format {meta.get('format')!r})"
         )
     config = meta["config"]
-    if arch is not None and ARCH_FAMILY.get(config.get("arch"), config.get("arch")) != arch:
-        raise ValueError(f"checkpoint {path} holds a {config.get('arch')!r} model, expected {arch!r}")
+    _check_arch(config, arch, f"checkpoint {path}")
     try:
         model = build_denoiser(config)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

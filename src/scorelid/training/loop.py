@@ -153,8 +153,9 @@ def train_denoiser(
         n_buckets, lid_tail: ``lid_by_sigma`` buckets and the fraction of final steps averaged.
         antithetic: noise in pairs ``eps``, ``-eps`` on the same point and level (rows ``2i``,
             ``2i + 1``), a variance reduction of the DSM gradient (``TrainConfig.antithetic``).
-        factorize, group_width: one MLP of width ``group_width`` per group of independent
-            coordinates, where the data has several (``TrainConfig.factorize``).
+        factorize, group_width: one MLP per group of independent coordinates, where the data has
+            several, each of width ``max(group_width, width / groups)`` (``TrainConfig.factorize``,
+            ``scorelid.training.config.group_width``).
         log_every: steps between loss-curve entries (default ``max(1, steps // 200)``).
         callback: called as ``callback(step, loss)`` after every step (e.g. to stop early).
         on_resume: called as ``on_resume(checkpoint_dir, step)`` once a checkpoint has been found
