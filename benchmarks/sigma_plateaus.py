@@ -9,7 +9,7 @@ assignment (the piece dimension nearest a point's LID is its own) for the old de
 Part 2, trained models: for every ``<manifold>__mlp`` model of a finished ``scorelid bench`` run
 (``--bench DIR``, e.g. ``runs/quick``), the DSM curve on 1000 held-out points (seed 1) on the profile's
 grid and on ``auto_grid``; MAE of each rule against the best fixed sigma of the same grid (the oracle,
-chosen knowing the truth).
+chosen knowing the truth), and of the counterfactual ``lowest_in_plateau`` (see there).
 
     .venv/bin/python benchmarks/sigma_plateaus.py --bench runs/quick \
         --out benchmarks/results/sigma_plateaus.json
@@ -29,6 +29,7 @@ from scorelid.data import GaussianSubspaceMixture, manifold
 from scorelid.data.analytic import BiasedMixture
 from scorelid.runtime.io import atomic_write_json
 from scorelid.sigma import DEFAULT_GRID, lid_curve, select
+from scorelid.sigma.plateaus import MIN_WIDTH, find_plateaus
 from scorelid.sigma.range import auto_grid, error_floor
 from scorelid.training.checkpoint import load_denoiser
 
@@ -71,6 +72,20 @@ def closed_forms(points: int) -> list[dict]:
     return rows
 
 
+def lowest_in_plateau(curve: torch.Tensor, sigmas: torch.Tensor, floor: float | None) -> torch.Tensor:
+    """A counterfactual rule, not in the library: per point, the *lowest* reading inside the plateau
+    ``plateau`` chooses (its first one at least ``MIN_WIDTH`` decades wide, else its first), the
+    curve's minimum where it has none.  Model error only adds to DSM at small sigma, so this reads
+    the least contaminated level of the plateau, and also wherever curvature pulls the curve below
+    d: it asks whether picking the crossing of the two biases can be done without the truth."""
+    out = curve.min(0).values.clone()
+    for i, found in enumerate(find_plateaus(curve, sigmas, floor=floor)):
+        wide = [p for p in found if p.width >= MIN_WIDTH - 1e-9] or found
+        if wide:
+            out[i] = curve[wide[0].start: wide[0].stop + 1, i].min()
+    return out
+
+
 def trained(bench: Path, points: int, K: int) -> list[dict]:
     rows = []
     profile_grid = torch.tensor(json.loads((bench / "bench.json").read_text())["profile"].get(
@@ -94,11 +109,14 @@ def trained(bench: Path, points: int, K: int) -> list[dict]:
                 idx, _ = select(curve, s, rule, floor=floor)
                 row[rule] = float((curve.gather(0, idx[None])[0] - d).abs().mean())
                 row[f"{rule}_ratio"] = row[rule] / row["oracle_mae"]
+            row["lowest_in_plateau"] = float((lowest_in_plateau(curve, s, floor) - d).abs().mean())
+            row["lowest_in_plateau_ratio"] = row["lowest_in_plateau"] / row["oracle_mae"]
             rows.append(row)
             print(f"{name:10s} {gname:8s} ({len(s)} levels {float(s[0]):.3g}..{float(s[-1]):.3g}, floor "
                   f"{floor if floor is None else round(floor, 4)}): oracle {row['oracle_mae']:.3f} at "
                   f"{row['oracle_sigma']:.3g}; " + " ".join(
-                      f"{r} {row[r]:.3f} ({row[r + '_ratio']:.2f}x)" for r in RULES), flush=True)
+                      f"{r} {row[r]:.3f} ({row[r + '_ratio']:.2f}x)" for r in (*RULES, "lowest_in_plateau")),
+                  flush=True)
     return rows
 
 
