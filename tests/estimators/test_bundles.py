@@ -86,3 +86,21 @@ def test_normal_bundle_on_a_curved_closed_form(k, n):
     few = scorelid.estimate(T, x, "normal_bundle", 0.05, n_noise=n)
     assert float((few - k).abs().mean()) > 2  # why the default is 2n
 
+
+
+def test_normal_bundle_spectrum_splits_normal_from_tangent_and_matches_the_count():
+    # exact denoiser of a flat 5-dim Gaussian in R^12: the centred scores are the normal part of the
+    # noise (over sigma), so n - d singular values carry it and the d tangent ones are nearly zero
+    from scorelid.estimators.bundles import normal_bundle, normal_bundle_spectrum
+
+    g = GaussianSubspace(5, 12, seed=0)
+    x, _ = g.sample(8, seed=1)
+    idx, ctx = torch.arange(8), Context(24, 0, 1024)
+    sv = normal_bundle_spectrum(g, x, SIGMA, idx, ctx)
+    assert sv.shape == (8, 12) and sv.dtype == torch.float64
+    assert (sv[:, :-1] >= sv[:, 1:]).all()  # descending
+    ratio = sv / sv[:, :1]
+    assert (ratio[:, 6] > 0.2).all()  # the 7 normal directions: same order as the largest (>= 0.3 here)
+    assert (ratio[:, 7:] < 1e-3).all()  # the 5 tangent ones: the Gaussian's shrinkage, ~1e-4 at sigma 0.01
+    lid = normal_bundle(g, x, SIGMA, idx, ctx)
+    assert (lid == 5).all()

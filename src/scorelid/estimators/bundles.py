@@ -31,7 +31,8 @@ from scorelid.estimators.common import Context, denoise, noised_copies, repeat_s
 from scorelid.estimators.dsm import dsm_errors
 from scorelid.estimators.noise import point_noise
 
-__all__ = ["GAP_FLOOR", "error_bundle", "error_bundle_eigenvalues", "normal_bundle"]
+__all__ = ["GAP_FLOOR", "error_bundle", "error_bundle_eigenvalues", "normal_bundle",
+           "normal_bundle_spectrum"]
 
 #: Normal bundle: the largest-gap rule considers gaps below singular values of at least this fraction
 #: of the point's largest (normal directions are O(1) of it in noise units, tangent ones the model's
@@ -73,16 +74,12 @@ def error_bundle(
     return lid
 
 
-def normal_bundle(
-    D: Denoiser,
-    x: Tensor,
-    sigma: SigmaLike,
-    indices: Tensor,
-    ctx: Context,
-    threshold: float | None = None,
-    center: bool = True,
+def normal_bundle_spectrum(
+    D: Denoiser, x: Tensor, sigma: SigmaLike, indices: Tensor, ctx: Context, center: bool = True
 ) -> Tensor:
-    """Per-point normal-bundle LID ``[P]`` (float64); needs ``ctx.n_noise >= n``."""
+    """Singular values of each point's (centred) score stack: ``[P, n]`` float64, descending, NaN
+    rows for points whose stack is not finite.  Normal directions sit near the largest, tangent
+    ones at the model's error; ``normal_bundle`` counts the former.  Needs ``ctx.n_noise >= n``."""
     P, K, n = x.shape[0], ctx.n_noise, x[0].numel()
     if K < n:
         raise ValueError(
@@ -98,10 +95,28 @@ def normal_bundle(
         scores = scores - clean.reshape(P, 1, n)
     # the 1/sigma^2 of the score is a common factor of each point's stack: irrelevant to ratios
     scores, bad = _zero_nonfinite(scores)
-    sv = torch.linalg.svdvals(scores).cpu()  # [P, n], descending
+    sv = torch.linalg.svdvals(scores).cpu()
+    sv[bad.cpu()] = float("nan")
+    return sv
+
+
+def normal_bundle(
+    D: Denoiser,
+    x: Tensor,
+    sigma: SigmaLike,
+    indices: Tensor,
+    ctx: Context,
+    threshold: float | None = None,
+    center: bool = True,
+) -> Tensor:
+    """Per-point normal-bundle LID ``[P]`` (float64); needs ``ctx.n_noise >= n``."""
+    if threshold is not None and not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    sv = normal_bundle_spectrum(D, x, sigma, indices, ctx, center)  # [P, n], descending
+    P, n = sv.shape
+    bad = torch.isnan(sv[:, 0])
+    sv = sv.nan_to_num(0.0)
     if threshold is not None:
-        if not 0 < threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
         normal = (sv > threshold * sv[:, :1]).sum(1)
     else:
         logs = torch.log(sv.clamp_min(torch.finfo(torch.float64).tiny))
@@ -113,5 +128,5 @@ def normal_bundle(
         # one coordinate has no gap: a continuum on a line reads 1 (the rule reads 1..n-1 otherwise)
         normal = gaps.argmax(1) + 1 if n > 1 else torch.zeros(P, dtype=torch.long)
     lid = (n - normal).double()
-    lid[bad.cpu()] = float("nan")
+    lid[bad] = float("nan")
     return lid
