@@ -15,11 +15,13 @@ from scorelid.training.loop import RUN_OPTIONS, train_denoiser
 # The recipe dicts as they were written before TrainConfig (scorelid/train.py): the instances must
 # give exactly these keywords (bench profiles hash them; scripts pass them to train_denoiser).
 # QUICK has since gained antithetic noise pairs and lr 1e-3 (was 2e-3): deliberate changes of the
-# recipe's results (docs/training.md).
+# recipe's results (docs/training.md), and a factorised model's own schedule (twice the steps at
+# three times the rate).
 OLD_QUICK = {"arch": "mlp", "width": 256, "depth": 3, "gate": True, "squares": True, "delta": True,
              "skip": "wiener", "c_in": "data", "steps": 3000, "batch_size": 256, "lr": 1e-3, "warmup": 100,
              "sigma_dist": "loguniform", "sigma_min": 0.004, "sigma_max": 0.3, "ema_decay": 0.995,
-             "antithetic": True, "factorize": True, "num_threads": 1}
+             "antithetic": True, "factorize": True, "group_steps_factor": 2.0, "group_lr_factor": 3.0,
+             "num_threads": 1}
 OLD_CPU_DIT = {"arch": "dit", "hidden": 64, "heads": 4, "depth": 4, "patch": 4, "skip": "wiener",
                "steps": 3000, "batch_size": 256, "lr": 2e-3, "warmup": 100, "sigma_dist": "loguniform",
                "sigma_min": 0.004, "sigma_max": 0.3, "ema_decay": 0.995, "num_threads": 1}
@@ -106,6 +108,8 @@ def test_defaults_are_train_denoisers():
     ({"grad_clip": 0.0}, "grad_clip must be > 0 or None"),
     ({"lid_tail": 1.5}, r"lid_tail must be in \[0, 1\]"),
     ({"num_threads": 0}, "num_threads must be a positive integer, got 0"),
+    ({"group_steps_factor": 0}, "group_steps_factor must be a positive number, got 0"),
+    ({"group_lr_factor": float("nan")}, "group_lr_factor must be a positive number, got nan"),
 ])
 def test_validation_names_the_field(change, message):
     with pytest.raises(ValueError, match=message):
@@ -177,7 +181,9 @@ def test_auto_recipe_puts_the_noise_range_on_the_data_scale():
     assert cfg.sigma_max == float(f"{AUTO_SIGMA_RANGE[1] * scale:.2g}")
     assert cfg.steps == AUTO_STEPS
     # nothing else changes: the network and the schedule are the quick recipe's
-    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max, steps=QUICK.steps) == QUICK
+    assert cfg.replace(sigma_min=QUICK.sigma_min, sigma_max=QUICK.sigma_max, steps=QUICK.steps,
+                       group_steps_factor=QUICK.group_steps_factor) == QUICK
+    assert cfg.group_steps_factor == 1.0 and cfg.group_lr_factor == QUICK.group_lr_factor
     big, chosen_big = auto_recipe(1000 * x)
     assert big.sigma_min == pytest.approx(1000 * cfg.sigma_min)
     assert big.sigma_max == pytest.approx(1000 * cfg.sigma_max)
@@ -208,3 +214,16 @@ def test_group_width_shares_the_mlp_width_out_among_few_groups():
     assert QUICK.net["width"] == 256 and QUICK.group_width == 32
     assert [group_width(QUICK, g) for g in (1, 3, 8, 16, 100)] == [256, 86, 32, 32, 32]
     assert group_width(QUICK.replace(group_width=48), 16) == 48
+
+
+def test_grouped_schedule_scales_a_factorised_models_steps_and_rate():
+    from scorelid.training.config import grouped_schedule
+
+    groups = [[0, 1], [2, 3]]
+    assert grouped_schedule(QUICK, None) is QUICK  # one network: the recipe as written
+    run = grouped_schedule(QUICK, groups)
+    assert (run.steps, run.lr) == (6000, pytest.approx(3e-3))
+    short = grouped_schedule(QUICK.replace(steps=7), groups)  # the length a caller sets still counts
+    assert short.steps == 14
+    plain = TrainConfig()
+    assert grouped_schedule(plain, groups) is plain  # factors of 1: nothing to change

@@ -245,3 +245,19 @@ def test_factorize_trains_one_network_per_group_of_independent_circles(tmp_path)
 
     assert factor_groups(x, QUICK) is not None and factor_groups(x, QUICK.replace(factorize=False)) is None
     assert factor_groups(x, QUICK.replace(arch="dit", net={"hidden": 16})) is None  # MLPs only
+
+
+def test_a_factorised_model_trains_with_its_own_schedule():
+    """``group_steps_factor``/``group_lr_factor`` apply where the data splits into several networks
+    (8 circles: two) and nowhere else; the model records what it trained with."""
+    kw = {**TINY, "width": 16, "steps": 10, "seed": 0, "log_every": 1, "factorize": True, "group_width": 8,
+          "group_steps_factor": 2.0, "group_lr_factor": 3.0}
+    x, _ = manifold("clifford_torus", 400, seed=1, d=8, n=18)
+    m = train_denoiser(x, **kw)
+    assert m.config["arch"] == "grouped"
+    assert m.config["train"]["steps"] == 20 and m.config["train"]["lr"] == pytest.approx(9e-3)
+    assert len(m.history["loss"]) == 20
+    s, _ = manifold("hypersphere", 300, seed=1, d=2, n=8)
+    one = train_denoiser(s, **kw)
+    assert one.config["arch"] == "mlp"
+    assert one.config["train"]["steps"] == 10 and one.config["train"]["lr"] == pytest.approx(3e-3)

@@ -201,8 +201,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"scorelid train: {describe_recipe(recipe_summary(config, x))}", file=sys.stderr)
     if info.is_main:
+        from scorelid.training.config import factor_groups, grouped_schedule
+
+        steps = grouped_schedule(config, factor_groups(x, config)).steps  # a factorised model's own length
         print(f"training {config.arch} on {x.shape[0]} points of dimension {x.shape[1]} "
-              f"for {config.steps} steps -> {out}"
+              f"for {steps} steps -> {out}"
               + (f" on {info.world_size} processes" if info.active else ""), file=sys.stderr)
     def fit(resume: bool):
         return train_denoiser(x, device=info.device, out_dir=out, resume=resume,

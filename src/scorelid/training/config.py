@@ -47,6 +47,7 @@ __all__ = [
     "describe_recipe",
     "factor_groups",
     "group_width",
+    "grouped_schedule",
     "net_options",
     "recipe_summary",
 ]
@@ -83,6 +84,11 @@ class TrainConfig:
             the width: ``scorelid.training.config.group_width``) instead of
             one MLP on all of them.  Data with one group, and other architectures, get ``arch``'s
             network.
+        group_steps_factor, group_lr_factor: a factorised model (several groups found) trains
+            ``round(group_steps_factor * steps)`` steps at peak learning rate ``group_lr_factor *
+            lr`` (``grouped_schedule``): its networks are small (width ``group_width``) and their
+            error at small σ keeps falling long after one large MLP's has stopped
+            (docs/training.md).  Factors, so that ``replace(steps=...)`` still sets the length.
         num_threads: torch CPU threads while training (``None``: leave as is); no effect on results.
         named: the keywords this config was made from (``from_kwargs``) or changed by ``replace``,
             in order; ignored by ``==``.  ``to_kwargs(named_only=True)`` gives them back.
@@ -111,6 +117,8 @@ class TrainConfig:
     antithetic: bool = False
     factorize: bool = False
     group_width: int = 32
+    group_steps_factor: float = 1.0
+    group_lr_factor: float = 1.0
     num_threads: int | None = None
     named: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -213,6 +221,10 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"antithetic pairs need an even batch_size, got {c.batch_size}")
     if not isinstance(c.factorize, bool | np.bool_):
         raise ValueError(f"factorize must be True or False, got {c.factorize!r}")
+    for name in ("group_steps_factor", "group_lr_factor"):
+        v = getattr(c, name)
+        if not (_is_real(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
     if c.num_threads is not None and (not isinstance(c.num_threads, int) or c.num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer, got {c.num_threads!r}")
 
@@ -247,7 +259,8 @@ def _validate_schedule(c: TrainConfig) -> None:
 QUICK = TrainConfig.from_kwargs(
     arch="mlp", width=256, depth=3, gate=True, squares=True, delta=True, skip="wiener", c_in="data",
     steps=3000, batch_size=256, lr=1e-3, warmup=100, sigma_dist="loguniform", sigma_min=0.004,
-    sigma_max=0.3, ema_decay=0.995, antithetic=True, factorize=True, num_threads=1,
+    sigma_max=0.3, ema_decay=0.995, antithetic=True, factorize=True, group_steps_factor=2.0,
+    group_lr_factor=3.0, num_threads=1,
 )
 
 #: A DiT small enough for a CPU (318k parameters at n = 128; ~0.24 s per step on one thread at
@@ -303,6 +316,16 @@ def factor_groups(x: Any, config: TrainConfig) -> list[list[int]] | None:
     return groups if len(groups) > 1 else None
 
 
+def grouped_schedule(config: TrainConfig, groups: list[list[int]] | None) -> TrainConfig:
+    """The settings a run of ``config`` trains with once its network is known: with ``groups``
+    (``factor_groups`` found several) ``steps`` and ``lr`` times ``group_steps_factor`` and
+    ``group_lr_factor``; ``config`` itself for one network."""
+    if groups is None or (config.group_steps_factor == 1 and config.group_lr_factor == 1):
+        return config
+    return config.replace(steps=max(1, round(config.group_steps_factor * config.steps)),
+                          lr=config.group_lr_factor * config.lr)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The default recipe for a user's own data: QUICK, placed on the data's scale and sized to it.
 
@@ -336,8 +359,9 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
     The training noise range is ``AUTO_SIGMA_RANGE`` times ``data_scale(x)`` (two significant
     figures), so the same recipe trains the same model on ``x`` and on ``1000 * x`` and the default
     estimation level ``default_sigma`` (5% of the scale) is in the middle of the trained range;
-    ``AUTO_STEPS`` steps.  The network, schedule and thread count are ``base``'s (the quick recipe
-    pins one thread: two were 7x slower on a shared 2-core machine, docs/training.md).
+    ``AUTO_STEPS`` steps, a factorised model too (at ``base``'s ``group_lr_factor``).  The
+    network, schedule and thread count are ``base``'s (the quick recipe pins one thread: two were
+    7x slower on a shared 2-core machine, docs/training.md).
 
     Returns:
         ``(config, chosen)``; ``chosen`` is ``recipe_summary(config, x)``, and
@@ -346,7 +370,10 @@ def auto_recipe(x: Any, base: TrainConfig | None = None) -> tuple[TrainConfig, d
     base = QUICK if base is None else base
     scale = data_scale(x)
     lo, hi = AUTO_SIGMA_RANGE
-    config = base.replace(sigma_min=_sig2(lo * scale), sigma_max=_sig2(hi * scale), steps=AUTO_STEPS)
+    # AUTO_STEPS is already the length the quick recipe gives a factorised model (3,000 x 2): the
+    # groups keep the base's learning-rate factor and train AUTO_STEPS like one network would
+    config = base.replace(sigma_min=_sig2(lo * scale), sigma_max=_sig2(hi * scale), steps=AUTO_STEPS,
+                          group_steps_factor=1.0)
     return config, recipe_summary(config, x, scale)
 
 
@@ -356,9 +383,10 @@ def recipe_summary(config: TrainConfig, x: Any, scale: float | None = None) -> d
     factorised MLP, 1 for one network) and ``sigma`` (the default estimation level)."""
     scale = data_scale(x) if scale is None else scale
     groups = factor_groups(np.asarray(x).reshape(len(x), -1), config)
+    run = grouped_schedule(config, groups)
     return {"n_points": len(x), "n": int(np.prod(np.shape(x)[1:])), "scale": scale,
-            "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": config.steps,
-            "batch_size": config.batch_size, "antithetic": config.antithetic,
+            "sigma_min": config.sigma_min, "sigma_max": config.sigma_max, "steps": run.steps,
+            "lr": run.lr, "batch_size": config.batch_size, "antithetic": config.antithetic,
             "width": group_width(config, len(groups)) if groups else config.net.get("width"),
             "groups": len(groups) if groups else 1, "sigma": default_sigma(scale)}
 

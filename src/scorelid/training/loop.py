@@ -63,7 +63,14 @@ from scorelid.training.checkpoint import save_denoiser, save_train_state
 
 # The recipes and the sampler lived here before training/config.py and training/sigma_sampling.py;
 # ``from scorelid.training.loop import QUICK_RECIPE`` keeps working.
-from scorelid.training.config import CPU_DIT_RECIPE, PAPER_RECIPE, QUICK_RECIPE, TrainConfig
+from scorelid.training.config import (
+    CPU_DIT_RECIPE,
+    PAPER_RECIPE,
+    QUICK_RECIPE,
+    TrainConfig,
+    factor_groups,
+    grouped_schedule,
+)
 from scorelid.training.sigma_sampling import SIGMA_DISTS, SigmaSampler
 from scorelid.training.state import TrainState, build_state, resume_state, state_meta, state_tensors
 
@@ -120,6 +127,8 @@ def train_denoiser(
     antithetic: bool = False,
     factorize: bool = False,
     group_width: int = 32,
+    group_steps_factor: float = 1.0,
+    group_lr_factor: float = 1.0,
     log_every: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     on_resume: Callable[[Path, int], None] | None = None,
@@ -156,6 +165,9 @@ def train_denoiser(
         factorize, group_width: one MLP per group of independent coordinates, where the data has
             several, each of width ``max(group_width, width / groups)`` (``TrainConfig.factorize``,
             ``scorelid.training.config.group_width``).
+        group_steps_factor, group_lr_factor: a factorised model trains this many times ``steps``
+            at this many times ``lr`` (``TrainConfig.group_steps_factor``); the model's
+            ``config["train"]`` records the steps and rate it trained with.
         log_every: steps between loss-curve entries (default ``max(1, steps // 200)``).
         callback: called as ``callback(step, loss)`` after every step (e.g. to stop early).
         on_resume: called as ``on_resume(checkpoint_dir, step)`` once a checkpoint has been found
@@ -187,6 +199,7 @@ def train_denoiser(
                 "warmup": warmup, "final_lr_frac": final_lr_frac, "grad_clip": grad_clip,
                 "n_buckets": n_buckets, "lid_tail": lid_tail, "antithetic": antithetic,
                 "factorize": factorize, "group_width": group_width,
+                "group_steps_factor": group_steps_factor, "group_lr_factor": group_lr_factor,
                 "num_threads": num_threads}
     cfg = _config(config, settings, model_kwargs)
     opts = _Options(device=torch.device(device), out_dir=out_dir, checkpoint_every=checkpoint_every,
@@ -256,7 +269,9 @@ def _train(x: Tensor | np.ndarray, cfg: TrainConfig, opts: _Options) -> EDMDenoi
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes "
                          f"({world}): every rank takes an equal share of each batch")
-    trainer = _Trainer(x.to(torch.float32), cfg, opts)
+    x = x.to(torch.float32)
+    groups = factor_groups(x, cfg)  # the network decides the schedule (grouped_schedule)
+    trainer = _Trainer(x, grouped_schedule(cfg, groups), opts, groups)
     trainer.run()
     return trainer.finish()
 
@@ -279,7 +294,8 @@ class _Trainer:
     """One run: its state (``scorelid.training.state``), the network it steps (DDP-wrapped under
     torchrun) and a rank's own failure, held until the next collective reports it to every rank."""
 
-    def __init__(self, x: Tensor, cfg: TrainConfig, opts: _Options) -> None:
+    def __init__(self, x: Tensor, cfg: TrainConfig, opts: _Options,
+                 groups: list[list[int]] | None = None) -> None:
         self.cfg, self.opts, self.info = cfg, opts, opts.dist
         self.n_train, self.n = x.shape
         self.local_b = cfg.batch_size // self.info.world_size
@@ -287,7 +303,7 @@ class _Trainer:
         self.checkpoint_every = opts.checkpoint_every or max(1, cfg.steps // 10)
         self.log_every = opts.log_every or max(1, cfg.steps // 200)
         self.tail_start = math.floor((1 - cfg.lid_tail) * cfg.steps)
-        self.state = build_state(x, cfg, opts.device)
+        self.state = build_state(x, cfg, opts.device, groups)
         if opts.resume and (ck := resume_state(self.state, opts.out_dir)) is not None:
             if opts.on_resume is not None:
                 opts.on_resume(ck, self.state.step)

@@ -19,7 +19,7 @@ from torch import Tensor
 from scorelid.nn.precond import EDMDenoiser
 from scorelid.runtime.resume import fingerprint
 from scorelid.training.checkpoint import latest_train_state, load_train_state
-from scorelid.training.config import TrainConfig, factor_groups, group_width
+from scorelid.training.config import TrainConfig, group_width
 from scorelid.training.sigma_sampling import SigmaSampler
 
 __all__ = ["TrainState", "build_state", "network_for", "resume_state", "state_meta", "state_tensors"]
@@ -48,11 +48,14 @@ class TrainState:
     seconds: float = 0.0
 
 
-def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState:
+def build_state(x: Tensor, cfg: TrainConfig, device: torch.device,
+                groups: list[list[int]] | None = None) -> TrainState:
     """A fresh state for float32 points ``x [N, n]``: the network initialised from ``cfg.seed``
-    (without touching torch's global generator), EMA = weights, AdamW, the batch generator."""
+    (without touching torch's global generator), EMA = weights, AdamW, the batch generator.
+    ``groups``: the coordinate groups of a factorised network (``factor_groups(x, cfg)``), or
+    ``None`` for ``cfg``'s own network."""
     N, n = x.shape
-    arch, net, groups = network_for(x, cfg)
+    arch, net = network_for(cfg, groups)
     stats = EDMDenoiser.data_stats(x, groups)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -74,14 +77,13 @@ def build_state(x: Tensor, cfg: TrainConfig, device: torch.device) -> TrainState
     )
 
 
-def network_for(x: Tensor, cfg: TrainConfig) -> tuple[str, dict[str, Any], list[list[int]] | None]:
-    """``(arch, network options, groups)`` of the network ``cfg`` trains on points ``x [N, n]``:
-    a ``GroupedMLP`` of width ``group_width(cfg, G)`` per group (with the MLP's other options) where
-    ``factor_groups`` finds several, else ``cfg``'s own network (``groups`` ``None``)."""
-    groups = factor_groups(x, cfg)
+def network_for(cfg: TrainConfig, groups: list[list[int]] | None) -> tuple[str, dict[str, Any]]:
+    """``(arch, network options)`` of the network ``cfg`` trains: a ``GroupedMLP`` of width
+    ``group_width(cfg, G)`` per group (with the MLP's other options) for ``groups``
+    (``factor_groups``), else ``cfg``'s own network (``groups`` ``None``)."""
     if groups is None:
-        return cfg.arch, cfg.net, None
-    return "grouped", {**cfg.net, "width": group_width(cfg, len(groups)), "groups": groups}, groups
+        return cfg.arch, cfg.net
+    return "grouped", {**cfg.net, "width": group_width(cfg, len(groups)), "groups": groups}
 
 
 def state_tensors(state: TrainState) -> dict[str, Tensor]:
