@@ -9,7 +9,12 @@ assignment (the piece dimension nearest a point's LID is its own) for the old de
 Part 2, trained models: for every ``<manifold>__mlp`` model of a finished ``scorelid bench`` run
 (``--bench DIR``, e.g. ``runs/quick``), the DSM curve on 1000 held-out points (seed 1) on the profile's
 grid and on ``auto_grid``; MAE of each rule against the best fixed sigma of the same grid (the oracle,
-chosen knowing the truth), and of the counterfactual ``lowest_in_plateau`` (see there).
+chosen knowing the truth), and of the counterfactual ``lowest_in_plateau`` (see there).  With
+``--train KEY=VALUE ...`` instead of ``--bench``, the models are the quick recipe with those changes
+trained here on 2,000 points of each of ``--manifolds`` (a recipe probe, docs/training.md):
+
+    .venv/bin/python benchmarks/sigma_plateaus.py --no-closed-forms --manifolds nonlinear \
+        --train steps=6000 lr=0.001 --n-noise 64 --out runs/probe.json
 
     .venv/bin/python benchmarks/sigma_plateaus.py --bench runs/quick \
         --out benchmarks/results/sigma_plateaus.json
@@ -21,17 +26,21 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
-from scorelid.data import GaussianSubspaceMixture, manifold
+from scorelid.data import MANIFOLDS, GaussianSubspaceMixture, manifold
 from scorelid.data.analytic import BiasedMixture
+from scorelid.denoiser import Denoiser
 from scorelid.runtime.io import atomic_write_json
 from scorelid.sigma import DEFAULT_GRID, lid_curve, select
 from scorelid.sigma.plateaus import MIN_WIDTH, find_plateaus
 from scorelid.sigma.range import auto_grid, error_floor
 from scorelid.training.checkpoint import load_denoiser
+from scorelid.training.config import QUICK
+from scorelid.training.loop import train_denoiser
 
 CASES = {  # dims, ambient n, scales
     "wide6-narrow10-flat2": ([6, 10, 2], 24, [1.0, 0.01, 1.0]),
@@ -86,13 +95,29 @@ def lowest_in_plateau(curve: torch.Tensor, sigmas: torch.Tensor, floor: float | 
     return out
 
 
-def trained(bench: Path, points: int, K: int) -> list[dict]:
-    rows = []
-    profile_grid = torch.tensor(json.loads((bench / "bench.json").read_text())["profile"].get(
+def bench_models(bench: Path) -> tuple[torch.Tensor, Iterator[tuple[str, Denoiser]]]:
+    """The profile's sigma grid and the ``<manifold>__mlp`` models of a finished bench run."""
+    grid = torch.tensor(json.loads((bench / "bench.json").read_text())["profile"].get(
         "auto_sigmas", DEFAULT_GRID), dtype=torch.float64)
-    for mdir in sorted((bench / "models").glob("*__mlp")):
-        name = mdir.name.split("__")[0]
-        model = load_denoiser(mdir)
+    dirs = sorted((bench / "models").glob("*__mlp"))
+    return grid, ((m.name.split("__")[0], load_denoiser(m)) for m in dirs)
+
+
+def recipe_models(names: list[str], changes: dict, n_train: int) -> Iterator[tuple[str, Denoiser]]:
+    """The quick recipe with ``changes``, trained on ``n_train`` points (seed 0) of each manifold."""
+    for name in names:
+        x, _ = manifold(name, n_train, seed=0)
+        t0 = time.perf_counter()
+        model = train_denoiser(x, config=QUICK.replace(**changes), seed=0, progress=False)
+        print(f"{name}: trained in {time.perf_counter() - t0:.0f} s ({changes or 'the quick recipe'})",
+              flush=True)
+        yield name, model.eval()
+
+
+def trained(profile_grid: torch.Tensor, models: Iterable[tuple[str, Denoiser]], points: int,
+            K: int) -> list[dict]:
+    rows = []
+    for name, model in models:
         x, d = manifold(name, points, seed=1)
         d = d.double()
         floor = error_floor(model)
@@ -129,6 +154,10 @@ def main() -> None:
     ap.add_argument("--n-noise", type=int, default=16, help="draws per point for the trained models")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-closed-forms", action="store_true", help="part 2 only")
+    ap.add_argument("--train", nargs="*", metavar="KEY=VALUE", default=None,
+                    help="instead of --bench: train the quick recipe with these changes (JSON values)")
+    ap.add_argument("--manifolds", nargs="*", default=list(MANIFOLDS), help="with --train")
+    ap.add_argument("--n-train", type=int, default=2000, help="with --train: training points")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -137,7 +166,12 @@ def main() -> None:
                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
            "closed_forms": [] if args.no_closed_forms else closed_forms(args.points)}
     if args.bench:
-        out["trained"] = trained(Path(args.bench), args.eval_points, args.n_noise)
+        out["trained"] = trained(*bench_models(Path(args.bench)), args.eval_points, args.n_noise)
+    elif args.train is not None:
+        changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.train)}
+        out["trained"] = trained(torch.tensor(DEFAULT_GRID, dtype=torch.float64),  # the quick profile's
+                                 recipe_models(args.manifolds, changes, args.n_train), args.eval_points,
+                                 args.n_noise)
     out["wall_s"] = time.perf_counter() - t0
     atomic_write_json(args.out, out)
     print(f"-> {args.out} ({out['wall_s']:.0f} s)")
