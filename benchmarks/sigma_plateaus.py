@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from scorelid.bench.profiles import get_profile
 from scorelid.data import MANIFOLDS, GaussianSubspaceMixture, manifold
 from scorelid.data.analytic import BiasedMixture
 from scorelid.denoiser import Denoiser
@@ -169,8 +170,8 @@ def main() -> None:
         out["trained"] = trained(*bench_models(Path(args.bench)), args.eval_points, args.n_noise)
     elif args.train is not None:
         changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.train)}
-        out["trained"] = trained(torch.tensor(DEFAULT_GRID, dtype=torch.float64),  # the quick profile's
-                                 recipe_models(args.manifolds, changes, args.n_train), args.eval_points,
+        grid = torch.tensor(get_profile("quick").auto_sigmas, dtype=torch.float64)
+        out["trained"] = trained(grid, recipe_models(args.manifolds, changes, args.n_train), args.eval_points,
                                  args.n_noise)
     out["wall_s"] = time.perf_counter() - t0
     atomic_write_json(args.out, out)

@@ -196,16 +196,14 @@ def run(args: argparse.Namespace) -> int:
     if force and finished and info.is_main:
         for name in ("model.safetensors", "config.json", "lid_by_sigma.csv"):
             (out / name).unlink(missing_ok=True)  # --force: the old finished model goes first
-    if info.is_main and args.recipe == "auto":
+    if info.is_main:
         from scorelid.training.config import describe_recipe, recipe_summary
 
-        print(f"scorelid train: {describe_recipe(recipe_summary(config, x))}", file=sys.stderr)
-    if info.is_main:
-        from scorelid.training.config import factor_groups, grouped_schedule
-
-        steps = grouped_schedule(config, factor_groups(x, config)).steps  # a factorised model's own length
+        chosen = recipe_summary(config, x)  # its steps are a factorised model's own length
+        if args.recipe == "auto":
+            print(f"scorelid train: {describe_recipe(chosen)}", file=sys.stderr)
         print(f"training {config.arch} on {x.shape[0]} points of dimension {x.shape[1]} "
-              f"for {steps} steps -> {out}"
+              f"for {chosen['steps']} steps -> {out}"
               + (f" on {info.world_size} processes" if info.active else ""), file=sys.stderr)
     def fit(resume: bool):
         return train_denoiser(x, device=info.device, out_dir=out, resume=resume,

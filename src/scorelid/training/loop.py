@@ -294,8 +294,7 @@ class _Trainer:
     """One run: its state (``scorelid.training.state``), the network it steps (DDP-wrapped under
     torchrun) and a rank's own failure, held until the next collective reports it to every rank."""
 
-    def __init__(self, x: Tensor, cfg: TrainConfig, opts: _Options,
-                 groups: list[list[int]] | None = None) -> None:
+    def __init__(self, x: Tensor, cfg: TrainConfig, opts: _Options, groups: list[list[int]] | None) -> None:
         self.cfg, self.opts, self.info = cfg, opts, opts.dist
         self.n_train, self.n = x.shape
         self.local_b = cfg.batch_size // self.info.world_size

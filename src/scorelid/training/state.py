@@ -49,7 +49,7 @@ class TrainState:
 
 
 def build_state(x: Tensor, cfg: TrainConfig, device: torch.device,
-                groups: list[list[int]] | None = None) -> TrainState:
+                groups: list[list[int]] | None) -> TrainState:
     """A fresh state for float32 points ``x [N, n]``: the network initialised from ``cfg.seed``
     (without touching torch's global generator), EMA = weights, AdamW, the batch generator.
     ``groups``: the coordinate groups of a factorised network (``factor_groups(x, cfg)``), or
